@@ -19,7 +19,18 @@ psql "$ATHENA_TEST_DATABASE_URL" -qtAc 'select 1' >/dev/null
 
 step "SeaweedFS (S3) for the S3 tests"
 WEED_DIR="$(mktemp -d /tmp/athena-weed.XXXXXX)"
-WEED_PORT="${ATHENA_TEST_WEED_PORT:-18333}"
+# A free block of 9 ports (S3 plus SeaweedFS's internal services), so a developer's own instance never collides.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+WEED_PORT="${ATHENA_TEST_WEED_PORT:-}"
+if [[ -z "$WEED_PORT" ]]; then
+  for _ in $(seq 1 50); do
+    candidate=$(( 20000 + (RANDOM % 4000) * 10 ))
+    ok=1
+    for i in $(seq 0 8); do port_free $((candidate + i)) || { ok=0; break; }; done
+    if (( ok )); then WEED_PORT=$candidate; break; fi
+  done
+fi
+[[ -n "$WEED_PORT" ]] || { echo "no free port block for SeaweedFS" >&2; exit 1; }
 cleanup() { bash scripts/seaweedfs.sh stop "$WEED_DIR" >/dev/null 2>&1 || true; rm -rf "$WEED_DIR"; }
 trap cleanup EXIT
 while read -r line; do

@@ -29,6 +29,8 @@ on_both_backends!(
     validation_errors_are_422_with_fields,
     content_ranges_and_cover,
     oversized_uploads_are_refused,
+    housekeeping_sweeps_expired_uploads_and_trash,
+    operations_surface,
 );
 
 fn files_in(dir: &str) -> Vec<PathBuf> {
@@ -690,6 +692,123 @@ async fn oversized_uploads_are_refused(backend: Backend) {
     let (status, body) = t.upload(&ann, &corpus().join("zh/tangshi300.epub")).await;
     assert_eq!(status, 403);
     assert_eq!(body["code"], "upload_forbidden_quota_exceeded");
+    t.stop().await;
+}
+
+async fn housekeeping_sweeps_expired_uploads_and_trash(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    // An upload that was started and never completed.
+    let r: Value = t.post(&ann, "/api/v1/books/upload_init").json(&json!({"filename": "abandoned.epub"})).send().await.unwrap().json().await.unwrap();
+    let key: athena_domain::ObjectKey = r["data"]["key"].as_str().unwrap().parse().unwrap();
+    let mut put = t.client.put(r["data"]["upload_url"].as_str().unwrap()).body(vec![7u8; 10_000]);
+    for (k, v) in r["data"]["headers"].as_object().unwrap() {
+        put = put.header(k, v.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    assert!(t.app.blobs.stat(&key).await.unwrap().is_some());
+    // A completed upload whose pending row outlived it must keep its bytes.
+    let (_, kept) = t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    // A book in the trash.
+    let (_, trashed) = t.upload(&ann, &corpus().join("epub/wasteland.epub")).await;
+    let trashed_id = trashed["data"]["id"].as_str().unwrap();
+    let trashed_key: athena_domain::ObjectKey = trashed["data"]["storage_key"].as_str().unwrap().parse().unwrap();
+    t.delete(&ann, &format!("/api/v1/books/{trashed_id}")).send().await.unwrap();
+
+    // Nothing is due yet.
+    let report = t.app.sweep().await.unwrap();
+    assert_eq!((report.pending_uploads_removed, report.books_purged), (0, 0));
+    assert!(t.app.blobs.stat(&key).await.unwrap().is_some());
+
+    t.clock.advance(chrono::Duration::hours(25));
+    let report = t.app.sweep().await.unwrap();
+    assert_eq!(report.pending_uploads_removed, 1);
+    assert!(t.app.blobs.stat(&key).await.unwrap().is_none(), "abandoned upload deleted after 24 h");
+    let r = t.post(&ann, "/api/v1/books/upload_complete").json(&json!({"key": key.to_string()})).send().await.unwrap();
+    assert_eq!(r.status(), 404, "an expired upload cannot be completed");
+
+    t.clock.advance(chrono::Duration::days(30));
+    let report = t.app.sweep().await.unwrap();
+    assert_eq!(report.books_purged, 1);
+    let trash: Value = t.get(&ann, "/api/v1/books/deleted").send().await.unwrap().json().await.unwrap();
+    assert!(trash["data"]["items"].as_array().unwrap().is_empty());
+    assert!(t.app.blobs.stat(&trashed_key).await.unwrap().is_none(), "purged book's bytes freed");
+    let kept_id = kept["data"]["id"].as_str().unwrap();
+    let content = t.get(&ann, &format!("/api/v1/books/{kept_id}/content")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha256_hex(&content), sha256_hex(&std::fs::read(corpus().join("zh/lunyu.epub")).unwrap()));
+    t.stop().await;
+}
+
+async fn operations_surface(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let r = t.client.get(t.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let health: Value = r.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    let expected_db = if matches!(backend, Backend::Embedded) { "sqlite" } else { "postgres" };
+    let expected_storage = if matches!(backend, Backend::Embedded) { "fs" } else { "s3" };
+    assert_eq!(health["components"]["database"]["detail"], expected_db);
+    assert_eq!(health["components"]["storage"]["detail"], expected_storage);
+
+    t.get(&ann, "/api/v1/books").send().await.unwrap();
+    let metrics = t.client.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("athena_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("route=\"/api/v1/books\""), "per-route labels");
+    assert!(metrics.contains("athena_http_request_duration_seconds_bucket"), "latency histogram");
+    assert!(metrics.contains("athena_db_pool_connections"), "pool gauge");
+
+    // Every route of the router is in the OpenAPI document.
+    let doc: Value = t.client.get(t.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/email/send-code", "post"),
+        ("/api/v1/auth/email/verify-code", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/books", "get"),
+        ("/api/v1/books", "post"),
+        ("/api/v1/books/deleted", "get"),
+        ("/api/v1/books/upload_init", "post"),
+        ("/api/v1/books/upload/{key}", "put"),
+        ("/api/v1/books/upload_complete", "post"),
+        ("/api/v1/books/dedup_reference", "post"),
+        ("/api/v1/books/{id}", "get"),
+        ("/api/v1/books/{id}", "delete"),
+        ("/api/v1/books/{id}/metadata", "patch"),
+        ("/api/v1/books/{id}/restore", "post"),
+        ("/api/v1/books/{id}/permanent", "delete"),
+        ("/api/v1/books/{id}/content", "get"),
+        ("/api/v1/books/{id}/cover", "get"),
+        ("/api/v1/shelves", "post"),
+        ("/api/v1/shelves", "get"),
+        ("/api/v1/shelves/{id}", "get"),
+        ("/api/v1/shelves/{id}", "patch"),
+        ("/api/v1/shelves/{id}", "delete"),
+        ("/api/v1/shelves/{id}/items", "post"),
+        ("/api/v1/shelves/{id}/items", "get"),
+        ("/api/v1/shelves/{id}/items/{book_id}", "delete"),
+        ("/health", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
+    }
+    // Swagger UI is served from the binary (works offline).
+    let r = t.client.get(t.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    for asset in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"] {
+        let r = t.client.get(t.url(asset)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(r.bytes().await.unwrap().len() > 1000, "{asset} is the real asset");
+    }
+    // The placeholder page says the web app is not there yet.
+    let page = t.client.get(t.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("not built yet"));
     t.stop().await;
 }
 

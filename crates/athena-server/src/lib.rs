@@ -10,6 +10,7 @@
 
 pub mod backends;
 mod doctor;
+mod metered;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -84,6 +85,7 @@ impl Application {
             (None, None) => format!("http://{}", config.api_addr()),
         };
         let (blobs, signer) = backends::open_blobs(&config, &public_base).await?;
+        let blobs: Arc<dyn athena_blob::BlobStore> = Arc::new(metered::MeteredBlobStore(blobs));
         let mailer: Arc<dyn Mailer> = match &config.smtp {
             Some(smtp) => Arc::new(SmtpMailer::new(smtp).context("SMTP settings")?),
             None => Arc::new(LogMailer),

@@ -31,6 +31,8 @@ on_both_backends!(
     oversized_uploads_are_refused,
     housekeeping_sweeps_expired_uploads_and_trash,
     operations_surface,
+    pdfs_get_page_counts_and_text_layer_detection,
+    hostile_filenames_never_reach_object_keys,
 );
 
 fn files_in(dir: &str) -> Vec<PathBuf> {
@@ -699,7 +701,8 @@ async fn housekeeping_sweeps_expired_uploads_and_trash(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let ann = t.login("ann@example.com").await;
     // An upload that was started and never completed.
-    let r: Value = t.post(&ann, "/api/v1/books/upload_init").json(&json!({"filename": "abandoned.epub"})).send().await.unwrap().json().await.unwrap();
+    let r: Value =
+        t.post(&ann, "/api/v1/books/upload_init").json(&json!({"filename": "abandoned.epub"})).send().await.unwrap().json().await.unwrap();
     let key: athena_domain::ObjectKey = r["data"]["key"].as_str().unwrap().parse().unwrap();
     let mut put = t.client.put(r["data"]["upload_url"].as_str().unwrap()).body(vec![7u8; 10_000]);
     for (k, v) in r["data"]["headers"].as_object().unwrap() {
@@ -809,6 +812,56 @@ async fn operations_surface(backend: Backend) {
     // The placeholder page says the web app is not there yet.
     let page = t.client.get(t.url("/")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("not built yet"));
+    t.stop().await;
+}
+
+async fn pdfs_get_page_counts_and_text_layer_detection(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    for (name, pages, digital) in
+        [("text-layer-zh.pdf", None, true), ("scanned-shijing.pdf", Some(6), false), ("scanned-en.pdf", Some(1), false)]
+    {
+        let (status, body) = t.upload(&ann, &corpus().join("pdf").join(name)).await;
+        assert_eq!(status, 201, "{name}: {body}");
+        let book = &body["data"];
+        assert_eq!(book["file_type"], "pdf", "{name}");
+        assert_eq!(book["is_digitalized"], digital, "{name}");
+        let confidence = book["initial_digitalization_confidence"].as_f64().unwrap();
+        assert!(if digital { confidence >= 0.5 } else { confidence < 0.5 }, "{name}: {confidence}");
+        if let Some(pages) = pages {
+            assert_eq!(book["page_count"], pages, "{name}");
+        }
+        assert!(book["page_count"].as_i64().unwrap() >= 1);
+        assert_eq!(book["conversion_status"], Value::Null, "PDFs are read directly");
+    }
+    t.stop().await;
+}
+
+async fn hostile_filenames_never_reach_object_keys(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let long = format!("{}.epub", "长".repeat(1995));
+    // A NUL is refused outright rather than sanitised.
+    let r = t.post(&ann, "/api/v1/books/upload_init").json(&json!({"filename": "a\u{0}b.epub"})).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    for name in ["../../x.epub", "/etc/passwd", "tab\tname.epub", "C:\\Windows\\system32\\x.epub", long.as_str(), "..", "%2e%2e%2fx.epub"] {
+        let r: Value =
+            t.post(&ann, "/api/v1/books/upload_init").json(&json!({"filename": name})).send().await.unwrap().json().await.unwrap();
+        let key = r["data"]["key"].as_str().unwrap_or_else(|| panic!("{name:?}: {r}"));
+        let prefix = format!("users/{}/", ann.id);
+        assert!(key.starts_with(&prefix), "{key}");
+        let rest = &key[prefix.len()..];
+        let segments: Vec<&str> = rest.split('/').collect();
+        assert_eq!(segments.len(), 2, "one upload id and one file name: {key}");
+        assert!(segments[1].len() <= 120 && !segments[1].starts_with('.'), "{key}");
+        assert!(key.parse::<athena_domain::ObjectKey>().is_ok(), "{key}");
+    }
+    // A one-step upload with a hostile name lands under the user's prefix too.
+    let (status, body) = t.upload_bytes(&ann, "../../../../tmp/evil.txt", b"hello world, a tiny text book".to_vec()).await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["data"]["storage_key"].as_str().unwrap();
+    assert!(key.starts_with(&format!("users/{}/", ann.id)) && !key.contains(".."), "{key}");
+    assert!(!std::path::Path::new("/tmp/evil.txt").exists());
     t.stop().await;
 }
 

@@ -1,0 +1,103 @@
+//! `athena-bench`: measures the server foundation against baselines taken in the same run — start-up time and
+//! idle memory (vs `python3 -m http.server`), a 500 MB streamed upload (vs a local copy + fsync), and list latency
+//! at 10,000 books on SQLite and PostgreSQL under open-loop load (vs `GET /health` and the bare store query).
+//! It spawns the release `athena serve` as a child process and talks to it over loopback only; every phase is
+//! bounded in time. Results print as JSON lines on stdout, progress on stderr. Run it through `scripts/bench.sh`;
+//! it is not part of the test suite. Figures and how to read them: `docs/PERFORMANCE.md`.
+
+mod list;
+mod load;
+mod server;
+mod startup;
+mod stats;
+mod upload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "athena-bench", about = "Benchmarks for the Athena server foundation (release builds; loopback only)")]
+struct Cli {
+    /// Which benchmarks to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "startup,upload,list-sqlite,list-postgres")]
+    only: Vec<Bench>,
+    /// The server binary under test.
+    #[arg(long, default_value_os_t = server::default_bin())]
+    athena: PathBuf,
+    /// Where scratch data dirs and the upload file go (same disk as the copy baseline).
+    #[arg(long, default_value = "target/bench-scratch")]
+    scratch: PathBuf,
+    /// Start-up runs (each a fresh data dir), and idle seconds before reading memory.
+    #[arg(long, default_value_t = 5)]
+    startup_runs: usize,
+    #[arg(long, default_value_t = 3.0)]
+    idle_secs: f64,
+    /// Upload size in bytes (500 MB = 500,000,000) and runs.
+    #[arg(long, default_value_t = 500_000_000)]
+    upload_bytes: u64,
+    #[arg(long, default_value_t = 3)]
+    upload_runs: usize,
+    /// Books inserted for the list benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    books: usize,
+    /// Requests per second of the main list run and of the `/health` baseline, and their length in seconds.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Rates tried after the main run, in order, until p99 reaches the target; each step's length in seconds.
+    #[arg(long, value_delimiter = ',', default_value = "1500,2000,3000,4000,6000")]
+    ramp: Vec<u32>,
+    /// Rates tried, highest first, when the main rate already misses the target.
+    #[arg(long, value_delimiter = ',', default_value = "750,500,300,200,100")]
+    ramp_down: Vec<u32>,
+    #[arg(long, default_value_t = 5.0)]
+    ramp_secs: f64,
+    #[arg(long, default_value_t = 20.0)]
+    p99_target_ms: f64,
+    /// A PostgreSQL database to connect to for CREATE/DROP DATABASE (trust auth on loopback).
+    #[arg(long, env = "ATHENA_BENCH_PG_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pg_admin_url: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Bench {
+    Startup,
+    Upload,
+    ListSqlite,
+    ListPostgres,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(cli.athena.exists(), "{} not found: build it with `cargo build --release -p athena`", cli.athena.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let athena = std::fs::canonicalize(&cli.athena)?;
+    std::fs::create_dir_all(&cli.scratch)?;
+    let scratch = std::fs::canonicalize(&cli.scratch)?;
+    let list_opts = list::Options {
+        books: cli.books,
+        base_rate: cli.rate,
+        duration: Duration::from_secs_f64(cli.duration_secs),
+        ramp: cli.ramp.clone(),
+        ramp_down: cli.ramp_down.clone(),
+        ramp_duration: Duration::from_secs_f64(cli.ramp_secs),
+        p99_target: Duration::from_secs_f64(cli.p99_target_ms / 1000.0),
+    };
+    for bench in &cli.only {
+        let report = match bench {
+            Bench::Startup => startup::run(&athena, &scratch, cli.startup_runs, Duration::from_secs_f64(cli.idle_secs)).await?,
+            Bench::Upload => upload::run(&athena, &scratch, cli.upload_bytes, cli.upload_runs).await?,
+            Bench::ListSqlite => list::run(&athena, &scratch, list::Backend::Sqlite, &cli.pg_admin_url, &list_opts).await?,
+            Bench::ListPostgres => list::run(&athena, &scratch, list::Backend::Postgres, &cli.pg_admin_url, &list_opts).await?,
+        };
+        println!("{report}");
+    }
+    Ok(())
+}

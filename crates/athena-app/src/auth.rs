@@ -219,9 +219,19 @@ impl App {
     /// Verifies signature, algorithm, audience and expiry, and that the session is still live
     /// (so logging out ends access at once, not an hour later).
     pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
+        Ok(self.authenticate_until(token).await?.0)
+    }
+
+    /// As [`App::authenticate`], also returning when the token expires (the sync service counts
+    /// down to it). Tokens meant to live longer than a day are refused.
+    pub async fn authenticate_until(&self, token: &str) -> AppResult<(Principal, chrono::DateTime<chrono::Utc>)> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.tokens.decoding, &self.tokens.validation).map_err(|_| AppError::InvalidToken)?;
         let claims = data.claims;
+        if claims.exp - claims.iat > 86_400 {
+            return Err(AppError::InvalidToken);
+        }
+        let expires = chrono::DateTime::from_timestamp(claims.exp, 0).ok_or(AppError::InvalidToken)?;
         let (Ok(user_id), Ok(session_id)) = (claims.sub.parse::<UserId>(), claims.sid.parse::<SessionId>()) else {
             return Err(AppError::InvalidToken);
         };
@@ -233,7 +243,7 @@ impl App {
         if session.user_id != user_id || session.revoked_at.is_some() {
             return Err(AppError::InvalidToken);
         }
-        Ok(Principal { user_id, session_id })
+        Ok((Principal { user_id, session_id }, expires))
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> AppResult<LoginResult> {

@@ -15,6 +15,7 @@ mod ingest;
 mod library;
 mod mailer;
 mod shelves;
+mod sync_upload;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub use error::{AppError, AppResult};
 pub use library::{BookList, ContentRead, MetadataEdit, UploadComplete, UploadInit, UploadInitResult};
 pub use mailer::{LogMailer, Mailer, SmtpMailer};
 pub use shelves::{ShelfCreate, ShelfEdit};
+pub use sync_upload::{conflict_copy_id, SyncOpError, SyncOperation, SyncUploadResult, MAX_SYNC_OPERATIONS};
 
 /// The use cases over one set of backends. Cheap to clone.
 #[derive(Clone)]

@@ -68,7 +68,9 @@ impl From<opendal::Error> for BlobError {
             K::NotFound => Self::NotFound,
             K::RangeNotSatisfied => Self::InvalidRange,
             // Network failures, throttling and 5xx are marked temporary by OpenDAL.
-            _ if e.is_temporary() => Self::Unavailable(Box::new(e)),
+            // Persistent: transient, and still failing after the retry layer gave up: still a
+            // "try again later" for callers, not a bug.
+            _ if e.is_temporary() || e.is_persistent() => Self::Unavailable(Box::new(e)),
             K::RateLimited => Self::Unavailable(Box::new(e)),
             _ => Self::Internal(Box::new(e)),
         }

@@ -41,6 +41,12 @@ pub const SETTINGS: &[SettingSpec] = &[
     s!("minio_access_key", ["MINIO_ACCESS_KEY", "MINIO_ROOT_USER"], false, "S3 access key"),
     s!("minio_secret_key", ["MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"], true, "S3 secret key"),
     s!("jwt_secret", ["POWERSYNC_JWT_SECRET", "ATHENA_JWT_SECRET"], true, "HS256 signing secret (≥ 32 bytes); generated in development"),
+    s!(
+        "sync_rules",
+        ["ATHENA_SYNC_RULES", "POWERSYNC_SYNC_RULES"],
+        false,
+        "sync_rules.yaml path (default: the built-in deploy/sync_rules.yaml)"
+    ),
     s!("powersync_upload_enabled", ["POWERSYNC_UPLOAD_ENABLED"], false, "accept client uploads through sync (true)"),
     s!("smtp_host", ["SMTP_HOST"], false, "SMTP server for login codes; required in production"),
     s!("smtp_port", ["SMTP_PORT"], false, "SMTP port (587)"),

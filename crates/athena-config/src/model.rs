@@ -79,6 +79,8 @@ pub struct Config {
     /// `None` until [`Config::ensure_dev_secret`] in development; required in production.
     pub jwt_secret: Option<Secret>,
     pub powersync_upload_enabled: bool,
+    /// `None`: the rules built into the binary (`deploy/sync_rules.yaml`).
+    pub sync_rules: Option<PathBuf>,
     pub smtp: Option<SmtpConfig>,
     pub sentry_dsn: Option<Secret>,
     pub cors_origins: Vec<String>,
@@ -359,6 +361,7 @@ impl Resolver {
             s3,
             jwt_secret,
             powersync_upload_enabled: self.flag("powersync_upload_enabled", true)?,
+            sync_rules: self.text("sync_rules").map(PathBuf::from),
             smtp,
             sentry_dsn: self.text("sentry_dsn").map(Secret::new),
             cors_origins,

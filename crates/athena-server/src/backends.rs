@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use athena_blob::{BlobStore, FsBlobStore, LocalSigner, S3BlobStore, S3Settings};
 use athena_config::Config;
+use athena_store::sync::SyncStore;
 use athena_store::Store;
 
 /// The hot and cold data dirs of seed §1.3 (and the backup dir), created if missing.
@@ -30,25 +31,43 @@ pub fn sqlite_path(config: &Config) -> std::path::PathBuf {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open_stores(config).await?.0)
+}
+
+/// The database as the main store and as the sync role's store (one pool, two interfaces).
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn SyncStore>)> {
     match &config.database_url {
         Some(url) if url.expose().starts_with("postgres") => {
             let store = athena_store_postgres::PgStore::connect(url.expose()).await.context("connecting to PostgreSQL (DATABASE_URL)")?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
         Some(url) => {
             let path = url.expose().trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let store =
                 athena_store_sqlite::SqliteStore::connect(std::path::Path::new(path)).await.context("opening SQLite (DATABASE_URL)")?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
         None => {
             std::fs::create_dir_all(&config.hot_dir)?;
             let store =
                 athena_store_sqlite::SqliteStore::connect(&sqlite_path(config)).await.context("opening the embedded SQLite database")?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
     }
 }
+
+/// The sync rules: the configured file, or the ones built into the binary.
+pub fn load_sync_rules(config: &Config) -> anyhow::Result<athena_sync_rules::SyncRules> {
+    let (text, name) = match &config.sync_rules {
+        Some(path) => {
+            (std::fs::read_to_string(path).with_context(|| format!("reading sync rules {}", path.display()))?, path.display().to_string())
+        }
+        None => (BUILTIN_SYNC_RULES.to_string(), "built-in deploy/sync_rules.yaml".to_string()),
+    };
+    athena_sync_rules::SyncRules::parse(&text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
+const BUILTIN_SYNC_RULES: &str = include_str!("../../../deploy/sync_rules.yaml");
 
 /// The object store, and the signer for upload URLs that point at Athena itself (local storage only).
 pub async fn open_blobs(config: &Config, public_base: &str) -> anyhow::Result<(Arc<dyn BlobStore>, Option<Arc<LocalSigner>>)> {

@@ -54,6 +54,14 @@ pub struct Application {
     app: App,
     roles: Vec<Role>,
     api: Option<(TcpListener, axum::Router)>,
+    sync: Option<SyncRole>,
+    stop: (watch::Sender<bool>, watch::Receiver<bool>),
+}
+
+struct SyncRole {
+    service: athena_sync::SyncService,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
 }
 
 impl Application {
@@ -65,14 +73,13 @@ impl Application {
     /// As [`Application::build`], with a clock tests can move (code expiry, rate-limit windows).
     pub async fn build_with_clock(mut config: Config, roles: &[Role], clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let roles: Vec<Role> = if roles.is_empty() { vec![Role::Api, Role::Sync, Role::Worker] } else { roles.to_vec() };
-        if roles == [Role::Sync] {
-            anyhow::bail!("the sync role is not part of this build yet; run `athena serve` or `--role api|worker`");
-        }
         config.ensure_dev_secret().context("signing secret")?;
         backends::ensure_dirs(&config)?;
         let config = Arc::new(config);
-        let store = backends::open_store(&config).await?;
+        let (store, sync_store) = backends::open_stores(&config).await?;
         store.migrate().await.context("database migrations")?;
+        // Rules are checked before anything listens: a bad rule is a start-up error naming its line.
+        let sync_rules = if roles.contains(&Role::Sync) { Some(backends::load_sync_rules(&config)?) } else { None };
         // Bind first: signed upload URLs must name the real port when 0 was asked for.
         let listener = if roles.contains(&Role::Api) {
             Some(TcpListener::bind(config.api_addr()).await.with_context(|| format!("binding the API port {}", config.api_addr()))?)
@@ -96,17 +103,40 @@ impl Application {
             tracing::info!(removed, "removed partial uploads left by a previous process");
         }
 
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sync = match sync_rules {
+            Some(rules) => {
+                athena_sync::install_descriptions();
+                let sync_config = athena_sync::SyncConfig { upload_enabled: config.powersync_upload_enabled, ..Default::default() };
+                let service = athena_sync::SyncService::start(app.clone(), sync_store, rules, sync_config)
+                    .await
+                    .context("starting the sync service")?;
+                let sync_addr = std::net::SocketAddr::from((config.bind, config.sync_port));
+                let sync_listener = TcpListener::bind(sync_addr).await.with_context(|| format!("binding the sync port {sync_addr}"))?;
+                let metrics_addr = std::net::SocketAddr::from((config.bind, config.metrics_port));
+                let metrics_listener =
+                    TcpListener::bind(metrics_addr).await.with_context(|| format!("binding the metrics port {metrics_addr}"))?;
+                Some(SyncRole { service, listener: sync_listener, metrics_listener })
+            }
+            None => None,
+        };
+
         let api = if let Some(listener) = listener {
             let health: Vec<Arc<dyn HealthCheck>> = vec![
                 Arc::new(athena_http::health::DatabaseHealth(store.clone())),
                 Arc::new(athena_http::health::StorageHealth(blobs.clone())),
             ];
             let state = ApiState { app: app.clone(), signer, metrics: athena_http::metrics_handle(), health: Arc::new(health) };
-            Some((listener, athena_http::router(state)))
+            let mut router = athena_http::router(state);
+            if let Some(sync) = &sync {
+                // Same origin for the web app: the sync service also answers under /powersync.
+                router = router.nest("/powersync", athena_sync::router(sync.service.clone(), stop_rx.clone()));
+            }
+            Some((listener, router))
         } else {
             None
         };
-        Ok(Self { app, roles, api })
+        Ok(Self { app, roles, api, sync, stop: (stop_tx, stop_rx) })
     }
 
     /// The bound API address (with the real port when 0 was asked for).
@@ -118,10 +148,59 @@ impl Application {
         &self.app
     }
 
+    /// The bound sync and metrics addresses, when this process runs the sync role.
+    pub fn sync_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
+        let s = self.sync.as_ref()?;
+        Some((s.listener.local_addr().ok()?, s.metrics_listener.local_addr().ok()?))
+    }
+
+    /// The sync service, when this process runs the sync role.
+    pub fn sync_service(&self) -> Option<athena_sync::SyncService> {
+        self.sync.as_ref().map(|s| s.service.clone())
+    }
+
     /// Runs until `shutdown` resolves; in-flight requests finish, then the database pool closes.
     pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = self.stop;
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(sync) = self.sync {
+            let addr = sync.listener.local_addr()?;
+            let metrics_addr = sync.metrics_listener.local_addr()?;
+            tracing::info!(%addr, role = "sync", "listening");
+            tracing::info!(addr = %metrics_addr, role = "metrics", "listening");
+            let router = athena_sync::router(sync.service.clone(), stop_rx.clone());
+            let mut rx = stop_rx.clone();
+            tasks.spawn(async move {
+                axum::serve(sync.listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await
+                    .context("sync server")
+            });
+            let handle = athena_http::metrics_handle();
+            let metrics_router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let handle = handle.clone();
+                    async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()) }
+                }),
+            );
+            let mut rx = stop_rx.clone();
+            tasks.spawn(async move {
+                axum::serve(sync.metrics_listener, metrics_router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await
+                    .context("metrics server")
+            });
+            let rx = stop_rx.clone();
+            tasks.spawn(async move {
+                sync.service.run(rx).await;
+                Ok(())
+            });
+        }
         if let Some((listener, router)) = self.api {
             let addr = listener.local_addr()?;
             tracing::info!(%addr, role = "api", "listening");
@@ -150,9 +229,6 @@ impl Application {
                     }
                 }
             });
-        }
-        if self.roles.contains(&Role::Sync) {
-            tracing::warn!("the sync role is not part of this build yet");
         }
         tokio::spawn(async move {
             shutdown.await;

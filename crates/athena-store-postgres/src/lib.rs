@@ -6,9 +6,11 @@
 //! or the rules above storage (quotas, auth): those live in the callers and reach here as values.
 
 mod books;
+mod client_writes;
 mod db;
 mod rows;
 mod shelves;
+mod sync;
 mod uploads;
 mod users;
 
@@ -261,6 +263,24 @@ impl Store for PgStore {
     }
     async fn remove_shelf_item(&self, user: &UserId, shelf: &ShelfId, book: &BookId) -> StoreResult<()> {
         shelves::remove_shelf_item(&self.pool, user, shelf, book).await
+    }
+
+    async fn apply_client_write(&self, user: &UserId, write: ClientWrite) -> StoreResult<WriteOutcome> {
+        client_writes::apply_client_write(&self.pool, user, write).await
+    }
+    async fn client_row(
+        &self,
+        user: &UserId,
+        table: SyncTable,
+        id: &str,
+    ) -> StoreResult<Option<serde_json::Map<String, serde_json::Value>>> {
+        client_writes::client_row(&self.pool, user, table, id).await
+    }
+    async fn record_upload_rejection(&self, rejection: UploadRejection) -> StoreResult<()> {
+        client_writes::record_upload_rejection(&self.pool, rejection).await
+    }
+    async fn upload_rejections(&self, user: &UserId, limit: u32) -> StoreResult<Vec<UploadRejection>> {
+        client_writes::upload_rejections(&self.pool, user, limit).await
     }
 
     async fn idempotent_response(&self, user: &UserId, key: &str, since: DateTime<Utc>) -> StoreResult<Option<IdempotentResponse>> {

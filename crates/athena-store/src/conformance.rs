@@ -5,6 +5,7 @@
 //! values (counts, versions, keys), not just on `Ok`. A failed check panics with what differed.
 
 mod books;
+mod client_writes;
 mod shelves;
 mod uploads;
 mod users;
@@ -41,6 +42,13 @@ pub async fn run_all(store: Arc<dyn Store>) {
     shelves::shelf_items(s).await;
     shelves::isolation(s).await;
     shelves::idempotency_keys(s).await;
+    client_writes::notes_lifecycle(s).await;
+    client_writes::last_writer_wins_and_merge(s).await;
+    client_writes::conflict_copies(s).await;
+    client_writes::column_merge_and_shelves(s).await;
+    client_writes::books_by_sync(s).await;
+    client_writes::other_users_rows(s).await;
+    client_writes::rejections_are_recorded(s).await;
 }
 
 /// Backend identity, health, pool figures, and that migrating twice is harmless.

@@ -6,10 +6,13 @@
 //! about SQL, HTTP or object storage. Multi-row changes that must be atomic (content reference counts,
 //! refresh-token rotation) are single trait methods, so each backend makes them one transaction.
 
+mod client_write;
 pub mod conformance;
 mod error;
 mod records;
+pub mod sync;
 
+pub use client_write::*;
 pub use error::StoreError;
 pub use records::*;
 
@@ -158,6 +161,26 @@ pub trait Store: Send + Sync + 'static {
     async fn add_shelf_item(&self, user: &UserId, shelf: &ShelfId, book: &BookId, now: DateTime<Utc>) -> StoreResult<ShelfItem>;
     async fn list_shelf_items(&self, user: &UserId, shelf: &ShelfId) -> StoreResult<Vec<ShelfItem>>;
     async fn remove_shelf_item(&self, user: &UserId, shelf: &ShelfId, book: &BookId) -> StoreResult<()>;
+
+    // ---- writes from clients (sync upload) ----
+    /// Applies one validated client operation in one transaction: resolves an id mapped by an
+    /// earlier merge, checks that referenced rows are the user's, reads the current row (locked),
+    /// decides by `write.policy`, and writes. Permanent refusals are [`WriteOutcome::Rejected`];
+    /// errors are failures ([`StoreError::Unavailable`] ones are worth a retry). Applying the same
+    /// write twice leaves the same state.
+    async fn apply_client_write(&self, user: &UserId, write: ClientWrite) -> StoreResult<WriteOutcome>;
+    /// One synced row of the user as clients see it (server column names; booleans as 0/1,
+    /// timestamps as `YYYY-MM-DDTHH:MM:SS.ffffffZ` text), or None.
+    async fn client_row(
+        &self,
+        user: &UserId,
+        table: SyncTable,
+        id: &str,
+    ) -> StoreResult<Option<serde_json::Map<String, serde_json::Value>>>;
+    /// Keeps a client operation the server refused for good.
+    async fn record_upload_rejection(&self, rejection: UploadRejection) -> StoreResult<()>;
+    /// The user's recorded rejections, newest first.
+    async fn upload_rejections(&self, user: &UserId, limit: u32) -> StoreResult<Vec<UploadRejection>>;
 
     // ---- idempotency keys ----
     async fn idempotent_response(&self, user: &UserId, key: &str, since: DateTime<Utc>) -> StoreResult<Option<IdempotentResponse>>;

@@ -5,6 +5,7 @@ pub(crate) mod auth;
 pub(crate) mod books;
 pub(crate) mod ops;
 pub(crate) mod shelves;
+pub(crate) mod sync_upload;
 pub(crate) mod uploads;
 
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/shelves/{id}", get(shelves::get).patch(shelves::patch).delete(shelves::delete))
         .route("/shelves/{id}/items", post(shelves::add_item).get(shelves::items))
         .route("/shelves/{id}/items/{book_id}", axum::routing::delete(shelves::remove_item))
+        .route("/sync/upload", post(sync_upload::upload).layer(DefaultBodyLimit::max(sync_upload::MAX_SYNC_UPLOAD_BYTES)))
         .fallback(api_not_found)
         .method_not_allowed_fallback(method_not_allowed);
 

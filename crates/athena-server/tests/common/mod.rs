@@ -20,6 +20,10 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The sync port's base URL.
+    pub sync_base: String,
+    pub metrics_base: String,
+    pub sync: Option<athena_sync::SyncService>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub backend: Backend,
@@ -130,13 +134,29 @@ impl TestApp {
         let clock = Arc::new(TestClock::default());
         let application = Application::build_with_clock(config, &[], clock.clone()).await.expect("application builds");
         let addr = application.api_addr().unwrap();
+        let sync_base = application.sync_addrs().map(|(s, _)| format!("http://{s}"));
+        let metrics_base = application.sync_addrs().map(|(_, m)| format!("http://{m}"));
+        let sync = application.sync_service();
         let app = application.app().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(application.run_until_stopped(async move {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base: format!("http://{addr}"), client, dir, backend, app, clock, shutdown: Some(tx), task: Some(task), pg_database }
+        Self {
+            base: format!("http://{addr}"),
+            sync_base: sync_base.unwrap_or_default(),
+            metrics_base: metrics_base.unwrap_or_default(),
+            sync,
+            client,
+            dir,
+            backend,
+            app,
+            clock,
+            shutdown: Some(tx),
+            task: Some(task),
+            pg_database,
+        }
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,406 @@
+//! The sync service at the wire level: NDJSON lines read straight off `POST /sync/stream`, checked
+//! against the protocol's rules (string op ids, checksums that add up, checkpoints always completed,
+//! write checkpoints, isolation, token expiry, compaction). The official client's tests live in
+//! `tests/sync-client`; these pin down the server's side precisely, on both backends.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{corpus, Backend, TestApp, User};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Embedded).await } )*
+        }
+        mod postgres_s3 {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::PostgresS3).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    initial_sync_has_consistent_checksums,
+    rest_writes_arrive_as_diffs,
+    users_only_get_their_own_bucket,
+    write_checkpoints_reach_the_stream,
+    bad_requests_are_refused_cleanly,
+    compaction_keeps_checksums_and_shrinks_history,
+    api_prefix_serves_the_same_protocol,
+);
+
+struct Reader {
+    lines: mpsc::Receiver<Value>,
+    raw_blank_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Reader {
+    async fn open(base: &str, user: &User, body: Value) -> Reader {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/sync/stream"))
+            .header("Authorization", format!("Token {}", user.token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+        let (tx, rx) = mpsc::channel(10_000);
+        let blanks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = blanks.clone();
+        tokio::spawn(async move {
+            let mut body = r.bytes_stream();
+            let mut buf = Vec::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let line = &line[..line.len() - 1];
+                    if line.is_empty() {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
+                    let value: Value = serde_json::from_slice(line).expect("every line is JSON");
+                    if tx.send(value).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Reader { lines: rx, raw_blank_lines: blanks }
+    }
+
+    async fn next(&mut self) -> Option<Value> {
+        match tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await {
+            Ok(v) => v,
+            Err(_) => panic!("no sync line within 10 s"),
+        }
+    }
+
+    /// Lines up to and including the next checkpoint_complete, skipping keep-alives.
+    async fn round(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let line = self.next().await.expect("stream ended inside a checkpoint");
+            assert_eq!(line.as_object().unwrap().len(), 1, "one key per line: {line}");
+            if line.get("token_expires_in").is_some() {
+                continue;
+            }
+            let done = line.get("checkpoint_complete").is_some();
+            out.push(line);
+            if done {
+                return out;
+            }
+        }
+    }
+}
+
+/// A minimal client state: bucket → (sum of checksums received, ops by object).
+#[derive(Default)]
+struct Mirror {
+    sums: HashMap<String, u32>,
+    rows: HashMap<(String, String), Value>,
+    positions: HashMap<String, String>,
+    ops_received: usize,
+}
+
+impl Mirror {
+    fn apply(&mut self, round: &[Value]) -> Value {
+        let head = &round[0];
+        let checkpoint = head.get("checkpoint").or_else(|| head.get("checkpoint_diff")).expect("a round starts with a checkpoint");
+        for line in round {
+            if let Some(data) = line.get("data") {
+                let bucket = data["bucket"].as_str().unwrap().to_string();
+                assert!(data["after"].is_string() && data["next_after"].is_string());
+                for op in data["data"].as_array().unwrap() {
+                    self.ops_received += 1;
+                    assert!(op["op_id"].is_string(), "op ids are strings: {op}");
+                    let sum = self.sums.entry(bucket.clone()).or_default();
+                    match op["op"].as_str().unwrap() {
+                        "CLEAR" => {
+                            *sum = op["checksum"].as_u64().unwrap() as u32;
+                            self.rows.retain(|_, _| false);
+                            continue;
+                        }
+                        _ => *sum = sum.wrapping_add(op["checksum"].as_u64().unwrap() as u32),
+                    }
+                    let key = (op["object_type"].as_str().unwrap_or("").to_string(), op["object_id"].as_str().unwrap_or("").to_string());
+                    match op["op"].as_str().unwrap() {
+                        "PUT" => {
+                            let data: Value = serde_json::from_str(op["data"].as_str().expect("data is a JSON string")).unwrap();
+                            self.rows.insert(key, data);
+                        }
+                        "REMOVE" => {
+                            self.rows.remove(&key);
+                        }
+                        _ => {}
+                    }
+                }
+                self.positions.insert(bucket, data["next_after"].as_str().unwrap().to_string());
+            }
+        }
+        let buckets = checkpoint.get("buckets").or_else(|| checkpoint.get("updated_buckets")).unwrap();
+        for b in buckets.as_array().unwrap() {
+            let name = b["bucket"].as_str().unwrap();
+            let got = self.sums.get(name).copied().unwrap_or(0);
+            assert_eq!(u64::from(got), b["checksum"].as_u64().unwrap(), "checksum of {name} must match what was received");
+        }
+        let complete = round.last().unwrap();
+        assert_eq!(complete["checkpoint_complete"]["last_op_id"], checkpoint["last_op_id"]);
+        checkpoint.clone()
+    }
+
+    fn books(&self) -> Vec<&Value> {
+        self.rows.iter().filter(|((t, _), _)| t == "books").map(|(_, v)| v).collect()
+    }
+}
+
+fn bucket_of(user: &User) -> String {
+    format!("user_data[\"{}\"]", user.id)
+}
+
+async fn initial_sync_has_consistent_checksums(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let (_, a) = t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    let (_, b) = t.upload(&ann, &corpus().join("epub/wasteland.epub")).await;
+    let mut reader =
+        Reader::open(&t.sync_base, &ann, json!({"buckets": [], "include_checksum": true, "raw_data": true, "client_id": "c1"})).await;
+    let round = reader.round().await;
+    let mut mirror = Mirror::default();
+    let checkpoint = mirror.apply(&round);
+    assert!(checkpoint["last_op_id"].is_string());
+    let buckets = checkpoint["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 1);
+    assert_eq!(buckets[0]["bucket"], bucket_of(&ann));
+    let books = mirror.books();
+    assert_eq!(books.len(), 2);
+    let titles: Vec<&str> = books.iter().map(|b| b["title"].as_str().unwrap()).collect();
+    assert!(titles.contains(&"论语"), "{titles:?}");
+    let lunyu = books.iter().find(|b| b["title"] == "论语").unwrap();
+    assert_eq!(lunyu["file_type"], "epub");
+    assert_eq!(lunyu["user_id"], ann.id.as_str());
+    assert!(lunyu["storage_key"].is_string() && lunyu.get("minio_key").is_none(), "columns renamed per the rules");
+    assert!(lunyu["metadata_confirmed"].is_i64(), "booleans are integers");
+    let _ = (a, b);
+    assert_eq!(reader.raw_blank_lines.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+    // Reconnecting from the last position downloads nothing again.
+    let position = mirror.positions[&bucket_of(&ann)].clone();
+    let mut again = Reader::open(&t.sync_base, &ann, json!({"buckets": [{"name": bucket_of(&ann), "after": position}]})).await;
+    let round = again.round().await;
+    assert_eq!(round.len(), 2, "checkpoint + complete, no data: {round:?}");
+    t.stop().await;
+}
+
+async fn rest_writes_arrive_as_diffs(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let (_, book) = t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    let id = book["data"]["id"].as_str().unwrap().to_string();
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({"buckets": []})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+
+    let etag = t.get(&ann, &format!("/api/v1/books/{id}")).send().await.unwrap().headers()["etag"].to_str().unwrap().to_string();
+    let r = t
+        .patch(&ann, &format!("/api/v1/books/{id}/metadata"))
+        .header("If-Match", etag)
+        .json(&json!({"title": "新标题"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started = std::time::Instant::now();
+    let round = reader.round().await;
+    assert!(round[0].get("checkpoint_diff").is_some(), "{round:?}");
+    mirror.apply(&round);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(mirror.books()[0]["title"], "新标题");
+
+    // A shelf and a permanent delete: PUT then REMOVE.
+    let shelf: Value = t.post(&ann, "/api/v1/shelves").json(&json!({"name": "S"})).send().await.unwrap().json().await.unwrap();
+    mirror.apply(&reader.round().await);
+    assert!(mirror.rows.contains_key(&("shelves".to_string(), shelf["data"]["id"].as_str().unwrap().to_string())));
+    t.delete(&ann, &format!("/api/v1/books/{id}/permanent")).send().await.unwrap();
+    mirror.apply(&reader.round().await);
+    assert!(mirror.books().is_empty(), "the REMOVE arrived");
+    t.stop().await;
+}
+
+async fn users_only_get_their_own_bucket(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let bob = t.login("bob@example.com").await;
+    let (_, book) = t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    let ann_book = book["data"]["id"].as_str().unwrap().to_string();
+    // Bob asks for Ann's bucket by name.
+    let mut reader = Reader::open(&t.sync_base, &bob, json!({"buckets": [{"name": bucket_of(&ann), "after": "0"}]})).await;
+    let round = reader.round().await;
+    let text = serde_json::to_string(&round).unwrap();
+    assert!(!text.contains(&ann_book) && !text.contains(&ann.id), "nothing of Ann's reaches Bob: {text}");
+    let buckets = round[0]["checkpoint"]["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 1);
+    assert_eq!(buckets[0]["bucket"], bucket_of(&bob));
+    // A later write of Ann's does not wake Bob's stream with her data either.
+    t.post(&ann, "/api/v1/shelves").json(&json!({"name": "Ann's"})).send().await.unwrap();
+    let next = tokio::time::timeout(Duration::from_millis(800), reader.lines.recv()).await;
+    if let Ok(Some(line)) = next {
+        assert!(!line.to_string().contains("Ann's"), "{line}");
+    }
+    t.stop().await;
+}
+
+async fn write_checkpoints_reach_the_stream(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({"buckets": [], "client_id": "device-1"})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    let get = |client: &str| {
+        t.client
+            .get(format!("{}/write-checkpoint2.json?client_id={client}", t.sync_base))
+            .header("Authorization", format!("Token {}", ann.token))
+    };
+    let r: Value = get("device-1").send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["data"]["write_checkpoint"], "1", "a string, per (user, client)");
+    // No data changed, yet the stream confirms the write checkpoint.
+    let round = reader.round().await;
+    assert_eq!(round[0]["checkpoint_diff"]["write_checkpoint"], "1", "{round:?}");
+    // A write, then a checkpoint: the diff carries the data and the new write checkpoint together.
+    t.post(&ann, "/api/v1/shelves").json(&json!({"name": "S"})).send().await.unwrap();
+    let r: Value = get("device-1").send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["data"]["write_checkpoint"], "2");
+    let mut seen_shelf = false;
+    let mut seen_wcp = false;
+    for _ in 0..3 {
+        let round = reader.round().await;
+        let cp = mirror.apply(&round);
+        seen_shelf |= mirror.rows.keys().any(|(t, _)| t == "shelves");
+        if cp["write_checkpoint"] == "2" {
+            assert!(seen_shelf, "the write checkpoint comes no earlier than the data it covers");
+            seen_wcp = true;
+            break;
+        }
+    }
+    assert!(seen_wcp);
+    // Another client's numbers are its own.
+    let r: Value = get("device-2").send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["data"]["write_checkpoint"], "1");
+    t.stop().await;
+}
+
+async fn bad_requests_are_refused_cleanly(backend: Backend) {
+    let t = TestApp::spawn_with(backend, &[("ATHENA_ACCESS_TOKEN_TTL_SECS", "3")]).await;
+    let ann = t.login("ann@example.com").await;
+    let post = |auth: Option<String>, body: &'static str| {
+        let mut r = t.client.post(format!("{}/sync/stream", t.sync_base)).header("content-type", "application/json").body(body);
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r
+    };
+    assert_eq!(post(None, "{}").send().await.unwrap().status(), 401);
+    assert_eq!(post(Some("Token garbage".into()), "{}").send().await.unwrap().status(), 401);
+    assert_eq!(post(Some(format!("Token {}", ann.token)), "{\"buckets\": [").send().await.unwrap().status(), 400);
+    assert_eq!(post(Some(format!("Token {}", ann.token)), "[1,2,3]").send().await.unwrap().status(), 400);
+    let huge = format!("{{\"buckets\": [{}]}}", vec!["{\"name\":\"x\",\"after\":\"0\"}"; 2000].join(","));
+    let r = t
+        .client
+        .post(format!("{}/sync/stream", t.sync_base))
+        .header("Authorization", format!("Token {}", ann.token))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The stream counts down and closes when the token expires.
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({})).await;
+    reader.round().await;
+    let mut last = None;
+    while let Some(line) = reader.next().await {
+        if let Some(n) = line.get("token_expires_in") {
+            last = Some(n.as_i64().unwrap());
+        }
+    }
+    assert_eq!(last, Some(0), "a final token_expires_in 0, then the end");
+    t.stop().await;
+}
+
+async fn compaction_keeps_checksums_and_shrinks_history(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let shelf: Value = t.post(&ann, "/api/v1/shelves").json(&json!({"name": "v0"})).send().await.unwrap().json().await.unwrap();
+    let shelf_id: athena_domain::ShelfId = shelf["data"]["id"].as_str().unwrap().parse().unwrap();
+    let user: athena_domain::UserId = ann.id.parse().unwrap();
+    // An existing client that follows along.
+    let mut old = Reader::open(&t.sync_base, &ann, json!({})).await;
+    let mut old_mirror = Mirror::default();
+    old_mirror.apply(&old.round().await);
+    for i in 1..=1200 {
+        let patch = athena_store::ShelfPatch { name: Some(format!("v{i}")), ..Default::default() };
+        t.app.store.update_shelf(&user, &shelf_id, None, patch, chrono::Utc::now()).await.unwrap();
+    }
+    let sync = t.sync.clone().unwrap();
+    sync.sequence_now().await.unwrap();
+    let compacted = sync.compact_once().await;
+    assert!(compacted >= 1000, "superseded ops were compacted: {compacted}");
+    // The old client converges with matching checksums (apply asserts them).
+    let mut final_name = String::new();
+    // The stream may have sent many small diffs while the updates were being made.
+    for _ in 0..5000 {
+        let round = old.round().await;
+        old_mirror.apply(&round);
+        final_name =
+            old_mirror.rows.iter().find(|((t, _), _)| t == "shelves").map(|(_, v)| v["name"].as_str().unwrap().to_string()).unwrap();
+        if final_name == "v1200"
+            && round[0].get("checkpoint_diff").is_some()
+            && sync.last_op_id() <= round[0]["checkpoint_diff"]["last_op_id"].as_str().unwrap().parse::<i64>().unwrap()
+        {
+            break;
+        }
+    }
+    assert_eq!(final_name, "v1200");
+    // A new client downloads O(1) ops for the shelf.
+    let mut fresh = Reader::open(&t.sync_base, &ann, json!({})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&fresh.round().await);
+    assert!(mirror.ops_received <= 3, "CLEAR + the live row, not 1201 ops: {}", mirror.ops_received);
+    let name = mirror.rows.iter().find(|((t, _), _)| t == "shelves").map(|(_, v)| v["name"].clone()).unwrap();
+    assert_eq!(name, "v1200");
+    t.stop().await;
+}
+
+async fn api_prefix_serves_the_same_protocol(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    let mut reader = Reader::open(&format!("{}/powersync", t.base), &ann, json!({})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    assert_eq!(mirror.books().len(), 1);
+    let r: Value = t
+        .client
+        .get(format!("{}/powersync/write-checkpoint2.json?client_id=x", t.base))
+        .header("Authorization", format!("Bearer {}", ann.token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["data"]["write_checkpoint"], "1");
+    let health = t.client.get(format!("{}/health", t.sync_base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = t.client.get(format!("{}/metrics", t.metrics_base)).send().await.unwrap().text().await.unwrap();
+    for name in ["powersync_active_connections", "powersync_ops_sent_total", "powersync_bytes_sent_total", "powersync_sync_lag_ms"] {
+        assert!(metrics.contains(name), "{name} missing from the metrics port");
+    }
+    t.stop().await;
+}

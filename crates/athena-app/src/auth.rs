@@ -235,6 +235,9 @@ impl App {
         let (Ok(user_id), Ok(session_id)) = (claims.sub.parse::<UserId>(), claims.sid.parse::<SessionId>()) else {
             return Err(AppError::InvalidToken);
         };
+        if self.live_sessions.is_live(&session_id, &user_id) {
+            return Ok((Principal { user_id, session_id }, expires));
+        }
         let session = match self.store.session(&session_id).await {
             Ok(s) => s,
             Err(athena_store::StoreError::NotFound) => return Err(AppError::InvalidToken),
@@ -243,6 +246,7 @@ impl App {
         if session.user_id != user_id || session.revoked_at.is_some() {
             return Err(AppError::InvalidToken);
         }
+        self.live_sessions.remember(&session_id, &user_id);
         Ok((Principal { user_id, session_id }, expires))
     }
 
@@ -274,6 +278,7 @@ impl App {
     pub async fn logout(&self, who: &Principal, session: Option<&SessionId>) -> AppResult<()> {
         let target = session.unwrap_or(&who.session_id);
         self.store.revoke_session(&who.user_id, target, self.clock.now()).await?;
+        self.live_sessions.forget(target);
         Ok(())
     }
 
@@ -290,4 +295,35 @@ fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+/// Sessions recently confirmed live, so an authenticated request does not cost a database read.
+/// A revocation in this process takes effect at once; one made by another process sharing the
+/// database (several API replicas) within [`LiveSessions::TTL`].
+#[derive(Default)]
+pub(crate) struct LiveSessions {
+    entries: std::sync::Mutex<std::collections::HashMap<SessionId, (UserId, std::time::Instant)>>,
+}
+
+impl LiveSessions {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Bounded: past this many entries the cache starts over rather than grow.
+    const MAX_ENTRIES: usize = 50_000;
+
+    fn is_live(&self, session: &SessionId, user: &UserId) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(entries.get(session), Some((u, at)) if u == user && at.elapsed() < Self::TTL)
+    }
+
+    fn remember(&self, session: &SessionId, user: &UserId) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(session.clone(), (user.clone(), std::time::Instant::now()));
+    }
+
+    fn forget(&self, session: &SessionId) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(session);
+    }
 }

@@ -40,6 +40,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     mailer: Arc<dyn Mailer>,
     tokens: Arc<auth::TokenKeys>,
+    live_sessions: Arc<auth::LiveSessions>,
 }
 
 impl App {
@@ -53,7 +54,7 @@ impl App {
     ) -> AppResult<Self> {
         let secret = config.jwt_secret.as_ref().ok_or_else(|| AppError::Internal("no signing secret configured".into()))?;
         let tokens = Arc::new(auth::TokenKeys::new(secret.expose().as_bytes()));
-        Ok(Self { store, blobs, config, clock, mailer, tokens })
+        Ok(Self { store, blobs, config, clock, mailer, tokens, live_sessions: Default::default() })
     }
 
     /// Where uploads are spooled before they are stored (hot dir, same disk as the database).

@@ -11,7 +11,77 @@ use std::time::Duration;
 use common::{corpus, Backend, TestApp, User};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use sqlx::Connection;
 use tokio::sync::mpsc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_transaction_is_never_skipped() {
+    let t = TestApp::spawn(Backend::PostgresS3).await;
+    let ann = t.login("ann@example.com").await;
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    // A transaction takes a capture id first and commits last.
+    let mut slow = sqlx::PgConnection::connect(&t.database_url().unwrap()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut slow).await.unwrap();
+    let now = chrono::Utc::now();
+    sqlx::query("INSERT INTO shelves (id, user_id, name, sort_order, is_deleted, version, created_at, updated_at) VALUES ($1, $2, 'slow', 0, false, 1, $3, $3)")
+        .bind("0190f0e6-1c2b-7a00-8000-00000000aaaa")
+        .bind(&ann.id)
+        .bind(now)
+        .execute(&mut slow)
+        .await
+        .unwrap();
+    // Meanwhile a fast write commits and is streamed.
+    t.post(&ann, "/api/v1/shelves").json(&json!({"name": "fast"})).send().await.unwrap();
+    let names = |m: &Mirror| {
+        let mut v: Vec<String> = m.rows.iter().filter(|((t, _), _)| t == "shelves").map(|(_, r)| r["name"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    };
+    while names(&mirror) != ["fast"] {
+        mirror.apply(&reader.round().await);
+    }
+    sqlx::query("COMMIT").execute(&mut slow).await.unwrap();
+    // The slow transaction's change arrives after all, with a higher op id.
+    while names(&mirror) != ["fast", "slow"] {
+        mirror.apply(&reader.round().await);
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sync_processes_on_one_database_agree() {
+    let secret = "a-shared-signing-secret-for-both-processes-0123456789";
+    let a = TestApp::spawn_with(Backend::PostgresS3, &[("POWERSYNC_JWT_SECRET", secret)]).await;
+    let url = a.database_url().unwrap();
+    let b = TestApp::spawn_with(Backend::PostgresS3, &[("POWERSYNC_JWT_SECRET", secret), ("DATABASE_URL", &url)]).await;
+    let ann = a.login("ann@example.com").await;
+    let mut on_a = Reader::open(&a.sync_base, &ann, json!({})).await;
+    let mut on_b = Reader::open(&b.sync_base, &ann, json!({})).await;
+    let (mut mirror_a, mut mirror_b) = (Mirror::default(), Mirror::default());
+    mirror_a.apply(&on_a.round().await);
+    mirror_b.apply(&on_b.round().await);
+    // Writes through both processes.
+    for i in 0..5 {
+        a.post(&ann, "/api/v1/shelves").json(&json!({"name": format!("a{i}")})).send().await.unwrap();
+        b.post(&ann, "/api/v1/shelves").json(&json!({"name": format!("b{i}")})).send().await.unwrap();
+    }
+    let count = |m: &Mirror| m.rows.keys().filter(|(t, _)| t == "shelves").count();
+    let mut last_a = Value::Null;
+    let mut last_b = Value::Null;
+    while count(&mirror_a) < 10 {
+        last_a = mirror_a.apply(&on_a.round().await);
+    }
+    while count(&mirror_b) < 10 {
+        last_b = mirror_b.apply(&on_b.round().await);
+    }
+    assert_eq!(mirror_a.sums, mirror_b.sums, "both processes serve the same checksums");
+    assert_eq!(mirror_a.rows, mirror_b.rows);
+    let _ = (last_a, last_b);
+    b.stop().await;
+    a.stop().await;
+}
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

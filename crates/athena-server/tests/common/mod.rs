@@ -110,7 +110,8 @@ impl TestApp {
         env.insert("ATHENA_METRICS_PORT".into(), "0".into());
         env.insert("ATHENA_LOG".into(), "warn".into());
         let mut pg_database = None;
-        if let Backend::PostgresS3 = backend {
+        let shares_database = extra.iter().any(|(k, _)| *k == "DATABASE_URL");
+        if let (Backend::PostgresS3, false) = (backend, shares_database) {
             let name = format!("athena_t_{}", uuid_like());
             let admin = pg_admin_url();
             let pool = sqlx_admin(&admin).await;
@@ -118,6 +119,8 @@ impl TestApp {
             let url = replace_db(&admin, &name);
             env.insert("DATABASE_URL".into(), url);
             pg_database = Some(name);
+        }
+        if let Backend::PostgresS3 = backend {
             env.extend(s3_env());
         }
         for (k, v) in extra {
@@ -170,6 +173,11 @@ impl TestApp {
             let pool = sqlx_admin(&pg_admin_url()).await;
             sqlx_exec(&pool, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
         }
+    }
+
+    /// The `DATABASE_URL` of this app's own PostgreSQL database (to start a second process on it).
+    pub fn database_url(&self) -> Option<String> {
+        self.pg_database.as_ref().map(|db| replace_db(&pg_admin_url(), db))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -35,7 +35,8 @@ async fn slow_transaction_is_never_skipped() {
     // Meanwhile a fast write commits and is streamed.
     t.post(&ann, "/api/v1/shelves").json(&json!({"name": "fast"})).send().await.unwrap();
     let names = |m: &Mirror| {
-        let mut v: Vec<String> = m.rows.iter().filter(|((t, _), _)| t == "shelves").map(|(_, r)| r["name"].as_str().unwrap().to_string()).collect();
+        let mut v: Vec<String> =
+            m.rows.iter().filter(|((t, _), _)| t == "shelves").map(|(_, r)| r["name"].as_str().unwrap().to_string()).collect();
         v.sort();
         v
     };
@@ -102,11 +103,22 @@ on_both_backends!(
     bad_requests_are_refused_cleanly,
     compaction_keeps_checksums_and_shrinks_history,
     api_prefix_serves_the_same_protocol,
+    changed_rules_resync_without_checksum_failures,
+    restart_resumes_from_the_clients_position,
+    many_connects_and_disconnects_leave_nothing_behind,
 );
 
 struct Reader {
     lines: mpsc::Receiver<Value>,
     raw_blank_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // Dropping the reader closes the connection, like a client going away.
+        self.task.abort();
+    }
 }
 
 impl Reader {
@@ -123,7 +135,7 @@ impl Reader {
         let (tx, rx) = mpsc::channel(10_000);
         let blanks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = blanks.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut body = r.bytes_stream();
             let mut buf = Vec::new();
             while let Some(Ok(chunk)) = body.next().await {
@@ -142,7 +154,7 @@ impl Reader {
                 }
             }
         });
-        Reader { lines: rx, raw_blank_lines: blanks }
+        Reader { lines: rx, raw_blank_lines: blanks, task }
     }
 
     async fn next(&mut self) -> Option<Value> {
@@ -472,5 +484,102 @@ async fn api_prefix_serves_the_same_protocol(backend: Backend) {
     for name in ["powersync_active_connections", "powersync_ops_sent_total", "powersync_bytes_sent_total", "powersync_sync_lag_ms"] {
         assert!(metrics.contains(name), "{name} missing from the metrics port");
     }
+    t.stop().await;
+}
+
+async fn changed_rules_resync_without_checksum_failures(backend: Backend) {
+    let rules_v1 = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/sync_rules.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sync_rules.yaml");
+    std::fs::write(&path, &rules_v1).unwrap();
+    let mut t = TestApp::spawn_with(backend, &[("ATHENA_SYNC_RULES", path.to_str().unwrap())]).await;
+    let ann = t.login("ann@example.com").await;
+    t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    t.post(&ann, "/api/v1/shelves").json(&json!({"name": "S"})).send().await.unwrap();
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    assert!(mirror.rows.keys().any(|(t, _)| t == "shelves"));
+    drop(reader);
+
+    // New rules: shelves no longer synced, books now carry their language.
+    let shelves_start = rules_v1.find("      - >-\n        SELECT id, user_id, name, description").expect("the shelves query");
+    let shelves_end = rules_v1[shelves_start..].find("FROM shelves WHERE user_id = bucket.user_id\n").unwrap() + shelves_start;
+    let shelves_end = shelves_end + "FROM shelves WHERE user_id = bucket.user_id\n".len();
+    let v2 = format!("{}{}", &rules_v1[..shelves_start], &rules_v1[shelves_end..]).replacen(
+        "SELECT id, user_id, title,",
+        "SELECT id, user_id, title, language,",
+        1,
+    );
+    assert_ne!(v2, rules_v1);
+    std::fs::write(&path, &v2).unwrap();
+    t.restart(&[]).await;
+    // The client resumes with its old positions and converges, checksums matching throughout.
+    let position = mirror.positions[&bucket_of(&ann)].clone();
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({"buckets": [{"name": bucket_of(&ann), "after": position}]})).await;
+    mirror.apply(&reader.round().await);
+    assert!(!mirror.rows.keys().any(|(t, _)| t == "shelves"), "rows of a table the rules dropped are gone");
+    let book = mirror.books()[0].clone();
+    assert_eq!(book["language"], "zh-CN", "the new column arrived");
+    t.stop().await;
+}
+
+async fn restart_resumes_from_the_clients_position(backend: Backend) {
+    let mut t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    for name in ["a", "b", "c"] {
+        t.post(&ann, "/api/v1/shelves").json(&json!({"name": name})).send().await.unwrap();
+    }
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    let received = mirror.ops_received;
+    t.restart(&[]).await;
+    // The old stream ended with the server.
+    while tokio::time::timeout(Duration::from_secs(5), reader.lines.recv()).await.expect("stream closed at shutdown").is_some() {}
+    t.post(&ann, "/api/v1/shelves").json(&json!({"name": "d"})).send().await.unwrap();
+    let position = mirror.positions[&bucket_of(&ann)].clone();
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({"buckets": [{"name": bucket_of(&ann), "after": position}]})).await;
+    mirror.apply(&reader.round().await);
+    assert_eq!(mirror.ops_received, received + 1, "only the new op is downloaded, not the bucket again");
+    assert_eq!(mirror.rows.keys().filter(|(t, _)| t == "shelves").count(), 4);
+    t.stop().await;
+}
+
+async fn many_connects_and_disconnects_leave_nothing_behind(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    let gauge = || async {
+        let text = reqwest::get(format!("{}/metrics", t.metrics_base)).await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with("powersync_active_connections"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = gauge().await;
+    for i in 0..300 {
+        let mut reader = Reader::open(&t.sync_base, &ann, json!({"client_id": format!("c{i}")})).await;
+        if i % 2 == 0 {
+            reader.round().await;
+        }
+        drop(reader);
+    }
+    // Streams notice their client left and end; the gauge returns to where it was.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = gauge().await;
+        if now <= before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "connections still open: {now} (was {before})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the service still answers.
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    assert_eq!(mirror.books().len(), 1);
     t.stop().await;
 }

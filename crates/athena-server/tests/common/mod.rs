@@ -32,6 +32,36 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pg_database: Option<String>,
+    env: BTreeMap<String, String>,
+}
+
+struct Running {
+    base: String,
+    sync_base: String,
+    metrics_base: String,
+    sync: Option<athena_sync::SyncService>,
+    app: athena_app::App,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Builds and starts the application from an environment (its data dir and database included).
+async fn launch(env: &BTreeMap<String, String>, clock: Arc<TestClock>) -> Running {
+    let config = Config::from_sources(None, "test", |k| env.get(k).cloned()).expect("test config");
+    if std::env::var("ATHENA_TEST_LOG").is_ok() {
+        athena_server::init_tracing(&config);
+    }
+    let application = Application::build_with_clock(config, &[], clock).await.expect("application builds");
+    let addr = application.api_addr().unwrap();
+    let sync_base = application.sync_addrs().map(|(s, _)| format!("http://{s}")).unwrap_or_default();
+    let metrics_base = application.sync_addrs().map(|(_, m)| format!("http://{m}")).unwrap_or_default();
+    let sync = application.sync_service();
+    let app = application.app().clone();
+    let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(application.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    Running { base: format!("http://{addr}"), sync_base, metrics_base, sync, app, shutdown, task }
 }
 
 pub fn corpus() -> PathBuf {
@@ -130,36 +160,46 @@ impl TestApp {
             env.insert("ATHENA_LOG".into(), level);
             env.insert("ATHENA_LOG_FORMAT".into(), "pretty".into());
         }
-        let config = Config::from_sources(None, "test", |k| env.get(k).cloned()).expect("test config");
-        if std::env::var("ATHENA_TEST_LOG").is_ok() {
-            athena_server::init_tracing(&config);
-        }
-        let clock = Arc::new(TestClock::default());
-        let application = Application::build_with_clock(config, &[], clock.clone()).await.expect("application builds");
-        let addr = application.api_addr().unwrap();
-        let sync_base = application.sync_addrs().map(|(s, _)| format!("http://{s}"));
-        let metrics_base = application.sync_addrs().map(|(_, m)| format!("http://{m}"));
-        let sync = application.sync_service();
-        let app = application.app().clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(application.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let clock = Arc::new(TestClock::default());
+        let running = launch(&env, clock.clone()).await;
         Self {
-            base: format!("http://{addr}"),
-            sync_base: sync_base.unwrap_or_default(),
-            metrics_base: metrics_base.unwrap_or_default(),
-            sync,
+            base: running.base,
+            sync_base: running.sync_base,
+            metrics_base: running.metrics_base,
+            sync: running.sync,
             client,
             dir,
             backend,
-            app,
+            app: running.app,
             clock,
-            shutdown: Some(tx),
-            task: Some(task),
+            shutdown: Some(running.shutdown),
+            task: Some(running.task),
             pg_database,
+            env,
         }
+    }
+
+    /// Stops the server gracefully and starts it again on the same data, with `overrides` applied
+    /// to its environment (new ports are picked).
+    pub async fn restart(&mut self, overrides: &[(&str, &str)]) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        for (k, v) in overrides {
+            self.env.insert(k.to_string(), v.to_string());
+        }
+        let running = launch(&self.env, self.clock.clone()).await;
+        self.base = running.base;
+        self.sync_base = running.sync_base;
+        self.metrics_base = running.metrics_base;
+        self.sync = running.sync;
+        self.app = running.app;
+        self.shutdown = Some(running.shutdown);
+        self.task = Some(running.task);
     }
 
     pub async fn stop(mut self) {

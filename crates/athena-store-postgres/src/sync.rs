@@ -40,6 +40,27 @@ fn entry(row: &sqlx::postgres::PgRow) -> StoreResult<OplogEntry> {
     })
 }
 
+/// `last_op_id`, then the touched bucket names one per line — or only the id when they would not
+/// fit in a notification (8000 bytes), which makes listeners check every stream.
+fn ops_payload(last_op_id: i64, buckets: &[String]) -> String {
+    let mut payload = last_op_id.to_string();
+    let size: usize = buckets.iter().map(|b| b.len() + 1).sum();
+    if size + payload.len() < 7000 {
+        for b in buckets {
+            payload.push('\n');
+            payload.push_str(b);
+        }
+    }
+    payload
+}
+
+fn parse_ops_payload(payload: &str) -> Option<(i64, Option<Vec<String>>)> {
+    let mut lines = payload.split('\n');
+    let id = lines.next()?.parse().ok()?;
+    let buckets: Vec<String> = lines.map(str::to_string).collect();
+    Some((id, (!buckets.is_empty()).then_some(buckets)))
+}
+
 async fn lock_sequencer(tx: &mut crate::db::Tx) -> StoreResult<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).fetch_one(&mut **tx).await.map_err(db)
 }
@@ -61,7 +82,7 @@ impl SyncStore for PgStore {
             sqlx::query_scalar("SELECT last_op_id FROM sync_state WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
         if rows.is_empty() {
             tx.rollback().await.map_err(db)?;
-            return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true });
+            return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true, buckets: vec![] });
         }
         let mut buckets: HashMap<String, (i64, i64, i64)> = HashMap::new();
         let mut ids = Vec::with_capacity(rows.len());
@@ -119,6 +140,7 @@ impl SyncStore for PgStore {
             b_counts.push(count);
             b_last.push(last);
         }
+        let touched = b_names.clone();
         sqlx::query(
             "INSERT INTO sync_buckets (bucket, checksum, op_count, last_op_id)
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
@@ -134,9 +156,13 @@ impl SyncStore for PgStore {
         .map_err(db)?;
         sqlx::query("UPDATE sync_state SET last_op_id = $1 WHERE id = 1").bind(last_op_id).execute(&mut *tx).await.map_err(db)?;
         sqlx::query("DELETE FROM sync_changes WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await.map_err(db)?;
-        sqlx::query("SELECT pg_notify('athena_sync_ops', $1)").bind(last_op_id.to_string()).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("SELECT pg_notify('athena_sync_ops', $1)")
+            .bind(ops_payload(last_op_id, &touched))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(SequenceOutcome { changes: rows.len() as u64, ops, last_op_id, ran: true })
+        Ok(SequenceOutcome { changes: rows.len() as u64, ops, last_op_id, ran: true, buckets: touched })
     }
 
     async fn pending_changes(&self) -> StoreResult<i64> {
@@ -381,7 +407,11 @@ impl SyncStore for PgStore {
             .await
             .map_err(db)?;
         sqlx::query("UPDATE sync_state SET last_op_id = $1 WHERE id = 1").bind(last_op_id).execute(&mut *tx).await.map_err(db)?;
-        sqlx::query("SELECT pg_notify('athena_sync_ops', $1)").bind(last_op_id.to_string()).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("SELECT pg_notify('athena_sync_ops', $1)")
+            .bind(ops_payload(last_op_id, &[bucket.to_string()]))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok((total - live.len() as i64).max(0) as u64)
     }
@@ -397,9 +427,9 @@ impl SyncStore for PgStore {
                     Ok(n) => {
                         let event = match n.channel() {
                             "athena_sync_changes" => SyncEvent::ChangesCaptured,
-                            "athena_sync_ops" => match n.payload().parse() {
-                                Ok(id) => SyncEvent::OpsAdvanced(id),
-                                Err(_) => continue,
+                            "athena_sync_ops" => match parse_ops_payload(n.payload()) {
+                                Some((id, buckets)) => SyncEvent::OpsAdvanced(id, buckets),
+                                None => continue,
                             },
                             "athena_sync_wcp" => SyncEvent::WriteCheckpoint(n.payload().to_string()),
                             _ => continue,

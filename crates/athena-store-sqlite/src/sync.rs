@@ -57,7 +57,7 @@ impl SyncStore for SqliteStore {
             sqlx::query_scalar("SELECT last_op_id FROM sync_state WHERE id = 1").fetch_one(&mut *tx).await.map_err(db)?;
         if rows.is_empty() {
             tx.rollback().await.map_err(db)?;
-            return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true });
+            return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true, buckets: vec![] });
         }
         let mut buckets: HashMap<String, (i64, i64, i64)> = HashMap::new();
         let mut ops = 0u64;
@@ -96,6 +96,7 @@ impl SyncStore for SqliteStore {
                 b.2 = last_op_id;
             }
         }
+        let touched: Vec<String> = buckets.keys().cloned().collect();
         for (bucket, (checksum, count, last)) in buckets {
             sqlx::query(
                 "INSERT INTO sync_buckets (bucket, checksum, op_count, last_op_id) VALUES (?, ?, ?, ?)
@@ -113,7 +114,7 @@ impl SyncStore for SqliteStore {
         sqlx::query("UPDATE sync_state SET last_op_id = ? WHERE id = 1").bind(last_op_id).execute(&mut *tx).await.map_err(db)?;
         sqlx::query("DELETE FROM sync_changes WHERE id <= ?").bind(max_change).execute(&mut *tx).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(SequenceOutcome { changes: rows.len() as u64, ops, last_op_id, ran: true })
+        Ok(SequenceOutcome { changes: rows.len() as u64, ops, last_op_id, ran: true, buckets: touched })
     }
 
     async fn pending_changes(&self) -> StoreResult<i64> {

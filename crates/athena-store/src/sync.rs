@@ -100,6 +100,8 @@ pub struct SequenceOutcome {
     pub last_op_id: i64,
     /// False when another process held the sequencer lock; nothing was done.
     pub ran: bool,
+    /// The buckets that received ops, so only their streams need to look.
+    pub buckets: Vec<String>,
 }
 
 /// Turns one captured change into operations (pure: the sync rules).
@@ -110,8 +112,8 @@ pub type Evaluate<'a> = &'a (dyn Fn(&CapturedChange) -> Vec<OpDraft> + Send + Sy
 pub enum SyncEvent {
     /// Changes were captured and wait for the sequencer.
     ChangesCaptured,
-    /// The log grew to this op id.
-    OpsAdvanced(i64),
+    /// The log grew to this op id; the buckets that changed, when known.
+    OpsAdvanced(i64, Option<Vec<String>>),
     /// A write checkpoint was created for this user.
     WriteCheckpoint(String),
 }

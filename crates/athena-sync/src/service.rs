@@ -42,6 +42,13 @@ impl Default for SyncConfig {
     }
 }
 
+/// The log grew to `last_op_id`; `buckets` changed (None: unknown, every stream checks).
+#[derive(Debug)]
+pub(crate) struct Advance {
+    pub last_op_id: i64,
+    pub buckets: Option<std::collections::HashSet<String>>,
+}
+
 /// The shared state of the sync role: the rules, the store, and the signals that wake streams.
 #[derive(Clone)]
 pub struct SyncService {
@@ -55,6 +62,8 @@ pub(crate) struct Inner {
     pub config: SyncConfig,
     /// The newest op id sequenced (by this process or, through LISTEN, another).
     pub ops: watch::Sender<i64>,
+    /// Which buckets grew: streams whose buckets did not change skip the database entirely.
+    pub advances: broadcast::Sender<Arc<Advance>>,
     /// User ids whose write checkpoints changed.
     pub write_checkpoints: broadcast::Sender<String>,
     /// Wakes the sequencer.
@@ -79,8 +88,10 @@ impl SyncService {
         let last = store.log_checkpoint(&[]).await?.last_op_id;
         let (ops, _) = watch::channel(last);
         let (write_checkpoints, _) = broadcast::channel(1024);
-        let service =
-            Self { inner: Arc::new(Inner { app, store, rules: Arc::new(rules), config, ops, write_checkpoints, nudge: Notify::new() }) };
+        let (advances, _) = broadcast::channel(1024);
+        let service = Self {
+            inner: Arc::new(Inner { app, store, rules: Arc::new(rules), config, ops, advances, write_checkpoints, nudge: Notify::new() }),
+        };
         // Sequence what is already captured before anyone connects.
         service.sequence_all().await?;
         Ok(service)
@@ -107,14 +118,8 @@ impl SyncService {
         loop {
             let outcome = inner.store.sequence(inner.config.batch, &eval).await?;
             if outcome.ran {
-                if outcome.ops > 0 || outcome.last_op_id > *inner.ops.borrow() {
-                    inner.ops.send_if_modified(|current| {
-                        let advanced = outcome.last_op_id > *current;
-                        if advanced {
-                            *current = outcome.last_op_id;
-                        }
-                        advanced
-                    });
+                if outcome.ops > 0 {
+                    self.advance(outcome.last_op_id, Some(outcome.buckets.iter().cloned().collect()));
                 }
                 if outcome.changes > 0 {
                     metrics::counter!("powersync_changes_sequenced_total").increment(outcome.changes);
@@ -130,6 +135,22 @@ impl SyncService {
                 // Another process is sequencing; it will announce the result.
                 return Ok(*inner.ops.borrow());
             }
+        }
+    }
+
+    /// Records that the log grew and tells the streams (only those of `buckets`, when known).
+    fn advance(&self, last_op_id: i64, buckets: Option<std::collections::HashSet<String>>) {
+        let inner = &self.inner;
+        let advanced = inner.ops.send_if_modified(|current| {
+            let advanced = last_op_id > *current;
+            if advanced {
+                *current = last_op_id;
+            }
+            advanced
+        });
+        // Our own notifications come back through LISTEN; once is enough.
+        if advanced {
+            let _ = inner.advances.send(Arc::new(Advance { last_op_id, buckets }));
         }
     }
 
@@ -175,12 +196,8 @@ impl SyncService {
                 }
                 event = next_event => match event {
                     Some(SyncEvent::ChangesCaptured) | None => {}
-                    Some(SyncEvent::OpsAdvanced(id)) => {
-                        inner.ops.send_if_modified(|current| {
-                            let advanced = id > *current;
-                            if advanced { *current = id; }
-                            advanced
-                        });
+                    Some(SyncEvent::OpsAdvanced(id, buckets)) => {
+                        self.advance(id, buckets.map(|b| b.into_iter().collect()));
                         continue;
                     }
                     Some(SyncEvent::WriteCheckpoint(user)) => {
@@ -221,22 +238,19 @@ impl SyncService {
         for bucket in buckets {
             let until = *inner.ops.borrow();
             match inner.store.compact_bucket(&bucket, until).await {
-                Ok(n) => rewritten += n,
+                Ok(0) => {}
+                Ok(n) => {
+                    rewritten += n;
+                    // Compaction appends the live rows again; that bucket's streams must see them.
+                    if let Ok(cp) = inner.store.log_checkpoint(&[]).await {
+                        self.advance(cp.last_op_id, Some([bucket].into_iter().collect()));
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, bucket, "sync: compaction of a bucket failed"),
             }
         }
         if rewritten > 0 {
             metrics::counter!("powersync_ops_compacted_total").increment(rewritten);
-            // Compaction appends the live rows again; streams must see the new log end.
-            if let Ok(cp) = inner.store.log_checkpoint(&[]).await {
-                inner.ops.send_if_modified(|current| {
-                    let advanced = cp.last_op_id > *current;
-                    if advanced {
-                        *current = cp.last_op_id;
-                    }
-                    advanced
-                });
-            }
         }
         rewritten
     }

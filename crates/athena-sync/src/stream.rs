@@ -178,7 +178,7 @@ pub(crate) async fn run(
 ) -> Result<(), StreamEnd> {
     let started = Instant::now();
     let user = ctx.user_id.clone();
-    let mut ops = inner.ops.subscribe();
+    let mut advances = inner.advances.subscribe();
     let mut write_checkpoints = inner.write_checkpoints.subscribe();
     let mut stream = Stream { inner, ctx, out, sent: HashMap::new(), last_write_checkpoint: None };
     let mut current = stream.first_checkpoint().await?;
@@ -194,11 +194,16 @@ pub(crate) async fn run(
         tokio::select! {
             _ = crate::stopped(&mut stop) => return Ok(()),
             _ = stream.out.closed() => return Err(StreamEnd::ClientGone),
-            changed = ops.changed() => {
-                if changed.is_err() { return Ok(()); }
-                let latest = *ops.borrow_and_update();
-                if latest > current {
-                    current = stream.next_checkpoint(current).await?;
+            advance = advances.recv() => {
+                match advance {
+                    Ok(a) => {
+                        let mine = a.buckets.as_ref().is_none_or(|changed| stream.ctx.buckets.iter().any(|b| changed.contains(&b.name)));
+                        if a.last_op_id > current && mine {
+                            current = stream.next_checkpoint(current).await?;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => { current = stream.next_checkpoint(current).await?; }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                 }
             }
             event = write_checkpoints.recv() => {

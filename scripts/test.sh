@@ -52,3 +52,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo test (SQLite, PostgreSQL, local folder, SeaweedFS)"
 cargo test --locked --workspace
+
+step "sync with the official PowerSync client (@powersync/node), SQLite then PostgreSQL"
+export ATHENA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/athena"
+cargo build --locked -p athena
+(unset ATHENA_TEST_DATABASE_URL; bash tests/sync-client/run.sh)
+bash tests/sync-client/run.sh

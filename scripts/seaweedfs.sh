@@ -84,6 +84,14 @@ JSON
     >"$dir/weed.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   echo "$port" >"$dir/s3.port"
+  # A test process that starts its own server names itself as owner: the server goes when it goes
+  # (test harnesses have no global teardown).
+  if [[ -n "${SEAWEEDFS_OWNER_PID:-}" ]]; then
+    local weed_pid owner="$SEAWEEDFS_OWNER_PID"
+    weed_pid="$(cat "$pidfile")"
+    setsid bash -c "while kill -0 $owner 2>/dev/null && kill -0 $weed_pid 2>/dev/null; do sleep 1; done; kill $weed_pid 2>/dev/null; sleep 5; kill -9 $weed_pid 2>/dev/null" \
+      >/dev/null 2>&1 </dev/null &
+  fi
   # The S3 port opens before the filer behind it is ready; wait for a real HTTP answer
   # other than a 5xx.
   local code i

@@ -98,6 +98,7 @@ pub fn s3_env() -> BTreeMap<String, String> {
         let dir = std::env::temp_dir().join(format!("athena-server-tests-weed-{}", std::process::id()));
         let port = 20000 + (std::process::id() % 20000) as u16;
         let out = std::process::Command::new("bash")
+            .env("SEAWEEDFS_OWNER_PID", std::process::id().to_string())
             .arg(&script)
             .arg("start")
             .arg(&dir)

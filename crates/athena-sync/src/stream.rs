@@ -44,6 +44,9 @@ struct Stream<'a> {
     /// What the client was told about each bucket in the last checkpoint.
     sent: HashMap<String, BucketState>,
     last_write_checkpoint: Option<i64>,
+    /// A CLEAR went out in the current round: compaction may have moved live rows past the
+    /// checkpoint being sent, so the round is extended before it is completed.
+    saw_clear: bool,
 }
 
 impl Stream<'_> {
@@ -99,6 +102,7 @@ impl Stream<'_> {
                     subkey: None,
                 })
                 .collect();
+            self.saw_clear |= ops.iter().any(|op| op.op == OpKind::Clear);
             metrics::counter!("powersync_ops_sent_total").increment(lines.len() as u64);
             let line = Line::Data(DataLine { bucket, data: lines, has_more, after: after.to_string(), next_after: last.to_string() });
             let bytes = line.encode();
@@ -134,10 +138,41 @@ impl Stream<'_> {
                 self.ctx.positions.insert(state.bucket.clone(), position.max(0));
             }
         }
-        self.send(Line::CheckpointComplete(Complete { last_op_id: cp.last_op_id.to_string() })).await?;
         self.sent = cp.buckets.into_iter().map(|b| (b.bucket.clone(), b)).collect();
         self.last_write_checkpoint = wcp;
-        Ok(cp.last_op_id)
+        let last = self.extend_after_clear(cp.last_op_id).await?;
+        self.send(Line::CheckpointComplete(Complete { last_op_id: last.to_string() })).await?;
+        Ok(last)
+    }
+
+    /// If a CLEAR was sent, the bucket may have been compacted while this round was read: its live
+    /// rows then sit after the checkpoint. A newer checkpoint (a diff, which supersedes the
+    /// incomplete one) brings them into the same round, so clients never apply the gap.
+    async fn extend_after_clear(&mut self, mut last_op_id: i64) -> Result<i64, StreamEnd> {
+        while std::mem::take(&mut self.saw_clear) {
+            let cp = self.inner.store.log_checkpoint(&self.names()).await?;
+            let updated: Vec<BucketState> = cp.buckets.iter().filter(|b| self.sent.get(&b.bucket) != Some(*b)).cloned().collect();
+            if updated.is_empty() {
+                break;
+            }
+            let wcp = self.write_checkpoint(cp.last_op_id).await?;
+            self.send(Line::CheckpointDiff(CheckpointDiff {
+                last_op_id: cp.last_op_id.to_string(),
+                write_checkpoint: wcp.map(|w| w.to_string()),
+                updated_buckets: updated.iter().map(|b| self.checksum_line(b)).collect(),
+                removed_buckets: vec![],
+            }))
+            .await?;
+            for state in &updated {
+                self.send_data(&state.bucket, cp.last_op_id).await?;
+            }
+            for state in updated {
+                self.sent.insert(state.bucket.clone(), state);
+            }
+            self.last_write_checkpoint = wcp;
+            last_op_id = cp.last_op_id;
+        }
+        Ok(last_op_id)
     }
 
     /// A diff round if anything changed for this client; returns the new checkpoint id.
@@ -160,12 +195,13 @@ impl Stream<'_> {
         for state in &updated {
             self.send_data(&state.bucket, cp.last_op_id).await?;
         }
-        self.send(Line::CheckpointComplete(Complete { last_op_id: cp.last_op_id.to_string() })).await?;
         for state in updated {
             self.sent.insert(state.bucket.clone(), state);
         }
         self.last_write_checkpoint = wcp;
-        Ok(cp.last_op_id)
+        let last = self.extend_after_clear(cp.last_op_id).await?;
+        self.send(Line::CheckpointComplete(Complete { last_op_id: last.to_string() })).await?;
+        Ok(last)
     }
 }
 
@@ -180,7 +216,7 @@ pub(crate) async fn run(
     let user = ctx.user_id.clone();
     let mut advances = inner.advances.subscribe();
     let mut write_checkpoints = inner.write_checkpoints.subscribe();
-    let mut stream = Stream { inner, ctx, out, sent: HashMap::new(), last_write_checkpoint: None };
+    let mut stream = Stream { inner, ctx, out, sent: HashMap::new(), last_write_checkpoint: None, saw_clear: false };
     let mut current = stream.first_checkpoint().await?;
     tracing::debug!(user, ms = started.elapsed().as_millis() as u64, "sync stream caught up");
     let keepalive = inner.config.keepalive;

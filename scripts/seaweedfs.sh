@@ -98,7 +98,9 @@ JSON
   for i in $(seq 1 240); do
     kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -n 30 "$dir/weed.log" >&2; die "weed exited"; }
     code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)"
-    if [[ "$code" =~ ^[234] ]]; then
+    # S3 answering is not enough: the first write fails (500) until the master can hand out a
+    # writable volume, so ask it for one.
+    if [[ "$code" =~ ^[234] ]] && curl -s "http://127.0.0.1:$((port + 1))/dir/assign" | grep -q '"fid"'; then
       print_env "$port"
       return
     fi

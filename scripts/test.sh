@@ -51,7 +51,7 @@ step "cargo clippy -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo test (SQLite, PostgreSQL, local folder, SeaweedFS)"
-cargo test --locked --workspace
+cargo test --locked --workspace --no-fail-fast
 
 step "sync with the official PowerSync client (@powersync/node), SQLite then PostgreSQL"
 export ATHENA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/athena"

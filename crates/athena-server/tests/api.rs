@@ -1,23 +1,13 @@
 //! End-to-end scenarios through the real HTTP surface, each run twice: embedded (SQLite + local
 //! folder) and PostgreSQL + SeaweedFS S3.
 
+#[macro_use]
 mod common;
 
 use std::path::PathBuf;
 
 use common::{corpus, sha256_hex, Backend, TestApp};
 use serde_json::{json, Value};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod postgres_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::PostgresS3).await } )*
-        }
-    };
-}
 
 on_both_backends!(
     library_lifecycle_with_every_corpus_book,

@@ -3,6 +3,7 @@
 //! write checkpoints, isolation, token expiry, compaction). The official client's tests live in
 //! `tests/sync-client`; these pin down the server's side precisely, on both backends.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -82,17 +83,6 @@ async fn two_sync_processes_on_one_database_agree() {
     let _ = (last_a, last_b);
     b.stop().await;
     a.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod postgres_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::PostgresS3).await } )*
-        }
-    };
 }
 
 on_both_backends!(

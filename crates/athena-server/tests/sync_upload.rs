@@ -2,23 +2,13 @@
 //! `DATA-MODEL.md`, each scenario on embedded (SQLite + folder) and PostgreSQL + SeaweedFS S3.
 //! Effects are checked in the database through `t.app.store` and through REST.
 
+#[macro_use]
 mod common;
 
 use athena_domain::UserId;
 use athena_store::SyncTable;
 use common::{corpus, Backend, TestApp, User};
 use serde_json::{json, Map, Value};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod postgres_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::PostgresS3).await } )*
-        }
-    };
-}
 
 on_both_backends!(
     writes_reach_every_table,

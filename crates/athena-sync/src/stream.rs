@@ -150,39 +150,24 @@ impl Stream<'_> {
     /// incomplete one) brings them into the same round, so clients never apply the gap.
     async fn extend_after_clear(&mut self, mut last_op_id: i64) -> Result<i64, StreamEnd> {
         while std::mem::take(&mut self.saw_clear) {
-            let cp = self.inner.store.log_checkpoint(&self.names()).await?;
-            let updated: Vec<BucketState> = cp.buckets.iter().filter(|b| self.sent.get(&b.bucket) != Some(*b)).cloned().collect();
-            if updated.is_empty() {
-                break;
+            match self.diff(false).await? {
+                Some(last) => last_op_id = last,
+                None => break,
             }
-            let wcp = self.write_checkpoint(cp.last_op_id).await?;
-            self.send(Line::CheckpointDiff(CheckpointDiff {
-                last_op_id: cp.last_op_id.to_string(),
-                write_checkpoint: wcp.map(|w| w.to_string()),
-                updated_buckets: updated.iter().map(|b| self.checksum_line(b)).collect(),
-                removed_buckets: vec![],
-            }))
-            .await?;
-            for state in &updated {
-                self.send_data(&state.bucket, cp.last_op_id).await?;
-            }
-            for state in updated {
-                self.sent.insert(state.bucket.clone(), state);
-            }
-            self.last_write_checkpoint = wcp;
-            last_op_id = cp.last_op_id;
         }
         Ok(last_op_id)
     }
 
-    /// A diff round if anything changed for this client; returns the new checkpoint id.
-    async fn next_checkpoint(&mut self, current: i64) -> Result<i64, StreamEnd> {
+    /// Sends a `checkpoint_diff` and the data of the buckets that changed since the client was last
+    /// told, if any changed (or, with `on_write_checkpoint`, if its write checkpoint moved).
+    /// Returns the diff's op id, or None when there was nothing to say.
+    async fn diff(&mut self, on_write_checkpoint: bool) -> Result<Option<i64>, StreamEnd> {
         let cp = self.inner.store.log_checkpoint(&self.names()).await?;
         let wcp = self.write_checkpoint(cp.last_op_id).await?;
         let updated: Vec<BucketState> = cp.buckets.iter().filter(|b| self.sent.get(&b.bucket) != Some(*b)).cloned().collect();
-        let wcp_changed = wcp.is_some() && wcp != self.last_write_checkpoint;
+        let wcp_changed = on_write_checkpoint && wcp.is_some() && wcp != self.last_write_checkpoint;
         if updated.is_empty() && !wcp_changed {
-            return Ok(current);
+            return Ok(None);
         }
         self.send(Line::CheckpointDiff(CheckpointDiff {
             last_op_id: cp.last_op_id.to_string(),
@@ -199,7 +184,13 @@ impl Stream<'_> {
             self.sent.insert(state.bucket.clone(), state);
         }
         self.last_write_checkpoint = wcp;
-        let last = self.extend_after_clear(cp.last_op_id).await?;
+        Ok(Some(cp.last_op_id))
+    }
+
+    /// A diff round if anything changed for this client; returns the new checkpoint id.
+    async fn next_checkpoint(&mut self, current: i64) -> Result<i64, StreamEnd> {
+        let Some(last) = self.diff(true).await? else { return Ok(current) };
+        let last = self.extend_after_clear(last).await?;
         self.send(Line::CheckpointComplete(Complete { last_op_id: last.to_string() })).await?;
         Ok(last)
     }

@@ -2,7 +2,20 @@
 //! embedded (SQLite + local folder) or PostgreSQL (a fresh database per test) + SeaweedFS S3 —
 //! with typed helpers for the requests the scenarios make.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Runs each named scenario `async fn name(backend: Backend)` twice: on the embedded backends
+/// (SQLite + local folder) and on PostgreSQL + SeaweedFS S3.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Embedded).await } )*
+        }
+        mod postgres_s3 {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::PostgresS3).await } )*
+        }
+    };
+}
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

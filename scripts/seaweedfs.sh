@@ -80,7 +80,7 @@ JSON
     -s3 -s3.port="$port" -s3.port.grpc=$((port + 8)) -s3.config="$dir/s3.json" \
     -s3.port.iceberg=0 -s3.port.lance=0 \
     -filer.localSocket="$dir/filer.sock" -s3.localSocket="$dir/s3.sock" \
-    -volume.max=4 -master.volumeSizeLimitMB=256 \
+    -volume.max=100 -master.volumeSizeLimitMB=64 \
     >"$dir/weed.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   echo "$port" >"$dir/s3.port"

@@ -8,7 +8,7 @@
 //   ATHENA_SYNC_TEST_VERBOSE   when set, client warnings and server stderr are echoed live
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,14 @@ import { AppSchema } from './schema.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, '../..');
-export const CORPUS = process.env.ATHENA_CORPUS ?? path.resolve(REPO_ROOT, '../shared/corpus');
+/** The shared corpus: `ATHENA_CORPUS`, else `shared/` beside the repository (as CI lays it out), else the
+ * developers' machine layout. */
+export const CORPUS =
+  process.env.ATHENA_CORPUS ??
+  [path.resolve(REPO_ROOT, '../shared/corpus'), path.resolve(REPO_ROOT, '../../shared/corpus'), '/work/shared/corpus'].find((p) =>
+    existsSync(path.join(p, 'truth.json')),
+  ) ??
+  path.resolve(REPO_ROOT, '../shared/corpus');
 const BIN = path.resolve(process.env.ATHENA_BIN ?? path.join(REPO_ROOT, 'target/debug/athena'));
 const VERBOSE = Boolean(process.env.ATHENA_SYNC_TEST_VERBOSE);
 const run = promisify(execFile);

@@ -1,6 +1,7 @@
 //! `athena-bench`: measures the server foundation against baselines taken in the same run — start-up time and
 //! idle memory (vs `python3 -m http.server`), a 500 MB streamed upload (vs a local copy + fsync), and list latency
-//! at 10,000 books on SQLite and PostgreSQL under open-loop load (vs `GET /health` and the bare store query).
+//! at 10,000 books on SQLite and PostgreSQL under open-loop load (vs `GET /health` and the bare store query);
+//! and the sync service: change-capture throughput, change → client latency, and many idle streams (`sync_*`).
 //! It spawns the release `athena serve` as a child process and talks to it over loopback only; every phase is
 //! bounded in time. Results print as JSON lines on stdout, progress on stderr. Run it through `scripts/bench.sh`;
 //! it is not part of the test suite. Figures and how to read them: `docs/PERFORMANCE.md`.
@@ -10,6 +11,10 @@ mod load;
 mod server;
 mod startup;
 mod stats;
+mod sync_capture;
+mod sync_common;
+mod sync_idle;
+mod sync_latency;
 mod upload;
 
 use std::path::PathBuf;
@@ -57,6 +62,25 @@ struct Cli {
     ramp_secs: f64,
     #[arg(long, default_value_t = 20.0)]
     p99_target_ms: f64,
+    /// Sync capture: rows inserted in the one transaction.
+    #[arg(long, default_value_t = 100_000)]
+    sync_rows: usize,
+    /// Sync latency: connected clients, single-row changes, milliseconds between changes, p99 target.
+    #[arg(long, default_value_t = 10)]
+    sync_clients: usize,
+    #[arg(long, default_value_t = 200)]
+    sync_changes: usize,
+    #[arg(long, default_value_t = 20.0)]
+    sync_interval_ms: f64,
+    #[arg(long, default_value_t = 30.0)]
+    sync_p99_target_ms: f64,
+    /// Sync idle streams: how many, the counts at which memory is read, and how many are opened at once.
+    #[arg(long, default_value_t = 10_000)]
+    sync_streams: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1000,2500,5000")]
+    sync_stream_steps: Vec<usize>,
+    #[arg(long, default_value_t = 64)]
+    sync_open_concurrency: usize,
     /// A PostgreSQL database to connect to for CREATE/DROP DATABASE (trust auth on loopback).
     #[arg(long, env = "ATHENA_BENCH_PG_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pg_admin_url: String,
@@ -68,6 +92,11 @@ enum Bench {
     Upload,
     ListSqlite,
     ListPostgres,
+    SyncCaptureSqlite,
+    SyncCapturePostgres,
+    SyncLatencySqlite,
+    SyncLatencyPostgres,
+    SyncIdleStreams,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,12 +119,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ramp_duration: Duration::from_secs_f64(cli.ramp_secs),
         p99_target: Duration::from_secs_f64(cli.p99_target_ms / 1000.0),
     };
+    let latency_opts = sync_latency::Options {
+        clients: cli.sync_clients,
+        changes: cli.sync_changes,
+        interval: Duration::from_secs_f64(cli.sync_interval_ms / 1000.0),
+        p99_target: Duration::from_secs_f64(cli.sync_p99_target_ms / 1000.0),
+    };
+    let idle_opts = sync_idle::Options {
+        streams: cli.sync_streams,
+        steps: cli.sync_stream_steps.clone(),
+        concurrency: cli.sync_open_concurrency.max(1),
+        settle: Duration::from_secs(2),
+    };
+    use sync_common::Backend as SyncBackend;
     for bench in &cli.only {
         let report = match bench {
             Bench::Startup => startup::run(&athena, &scratch, cli.startup_runs, Duration::from_secs_f64(cli.idle_secs)).await?,
             Bench::Upload => upload::run(&athena, &scratch, cli.upload_bytes, cli.upload_runs).await?,
             Bench::ListSqlite => list::run(&athena, &scratch, list::Backend::Sqlite, &cli.pg_admin_url, &list_opts).await?,
             Bench::ListPostgres => list::run(&athena, &scratch, list::Backend::Postgres, &cli.pg_admin_url, &list_opts).await?,
+            Bench::SyncCaptureSqlite => sync_capture::run(&athena, &scratch, SyncBackend::Sqlite, &cli.pg_admin_url, cli.sync_rows).await?,
+            Bench::SyncCapturePostgres => {
+                sync_capture::run(&athena, &scratch, SyncBackend::Postgres, &cli.pg_admin_url, cli.sync_rows).await?
+            }
+            Bench::SyncLatencySqlite => sync_latency::run(&athena, &scratch, SyncBackend::Sqlite, &cli.pg_admin_url, &latency_opts).await?,
+            Bench::SyncLatencyPostgres => {
+                sync_latency::run(&athena, &scratch, SyncBackend::Postgres, &cli.pg_admin_url, &latency_opts).await?
+            }
+            Bench::SyncIdleStreams => sync_idle::run(&athena, &scratch, &idle_opts).await?,
         };
         println!("{report}");
     }

@@ -1,5 +1,6 @@
 //! Spawning the servers under test as child processes, finding their port, and reading their memory from /proc.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +12,10 @@ use anyhow::{bail, Context};
 /// A child process killed on drop, so an early `?` never leaves a server running.
 pub struct Server {
     pub child: Child,
+    /// The API address (or, for a process without one, the first address it announced).
     pub addr: String,
+    /// Every announced address by role (`api`, `sync`, `metrics`; `http` for the Python baseline).
+    pub addrs: HashMap<String, String>,
     pub spawned_at: Instant,
 }
 
@@ -31,33 +35,49 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// The base URL of the sync service's own listener.
+    pub fn sync_base(&self) -> anyhow::Result<String> {
+        Ok(format!("http://{}", self.addrs.get("sync").context("the server announced no sync listener")?))
+    }
+
     pub fn memory(&self) -> anyhow::Result<Memory> {
         Memory::of(self.pid())
     }
 }
 
-/// The environment of one `athena serve` run; `extra` is added after the defaults.
+/// The environment of one `athena serve` run; `extra` is added after the defaults. Every listener binds port 0
+/// (API, sync, metrics), so parallel runs and other servers on the machine never collide.
 pub fn athena(bin: &Path, data_dir: &Path, extra: &[(&str, String)]) -> anyhow::Result<Server> {
+    athena_with(bin, data_dir, &[], extra, &["api"])
+}
+
+/// `athena serve ARGS…`, returning once every role in `wait_for` announced its address.
+pub fn athena_with(bin: &Path, data_dir: &Path, args: &[&str], extra: &[(&str, String)], wait_for: &[&str]) -> anyhow::Result<Server> {
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ATHENA_DATA_DIR", data_dir)
         .env("ATHENA_API_PORT", "0")
+        .env("POWERSYNC_PORT", "0")
+        .env("ATHENA_METRICS_PORT", "0")
         .env("ATHENA_MODE", "development")
         .env("ATHENA_LOG_FORMAT", "json");
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    // The addr is found in the JSON log line {"message":"listening", "addr":"127.0.0.1:PORT"}.
-    spawn_and_find_addr(cmd, Stream::Stderr, |line| {
+    // Each address is in a JSON log line {"message":"listening", "addr":"127.0.0.1:PORT", "role":"api"}.
+    spawn_and_find_addr(cmd, Stream::Stderr, wait_for, |line| {
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
         let fields = v.get("fields").unwrap_or(&v);
         let msg = fields.get("message").or_else(|| v.get("message"))?.as_str()?;
         if msg != "listening" {
             return None;
         }
-        fields.get("addr").or_else(|| v.get("addr"))?.as_str().map(str::to_string)
+        let role = fields.get("role").or_else(|| v.get("role")).and_then(|r| r.as_str()).unwrap_or("api").to_string();
+        let addr = fields.get("addr").or_else(|| v.get("addr"))?.as_str()?.to_string();
+        Some((role, addr))
     })
 }
 
@@ -66,12 +86,12 @@ pub fn python_http(dir: &Path) -> anyhow::Result<Server> {
     let mut cmd = Command::new("python3");
     // -u: unbuffered, or the "Serving HTTP on … port N" line would sit in a buffer.
     cmd.args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"]).current_dir(dir);
-    spawn_and_find_addr(cmd, Stream::Stdout, |line| {
+    spawn_and_find_addr(cmd, Stream::Stdout, &["http"], |line| {
         let rest = line.strip_prefix("Serving HTTP on ")?;
         let mut words = rest.split_whitespace();
         let host = words.next()?;
         let port = words.nth(1)?;
-        Some(format!("{host}:{port}"))
+        Some(("http".to_string(), format!("{host}:{port}")))
     })
 }
 
@@ -81,7 +101,9 @@ enum Stream {
     Stderr,
 }
 
-fn spawn_and_find_addr(mut cmd: Command, stream: Stream, find: fn(&str) -> Option<String>) -> anyhow::Result<Server> {
+type FindAddr = fn(&str) -> Option<(String, String)>;
+
+fn spawn_and_find_addr(mut cmd: Command, stream: Stream, wait_for: &[&str], find: FindAddr) -> anyhow::Result<Server> {
     match stream {
         Stream::Stdout => cmd.stdout(Stdio::piped()).stderr(Stdio::null()),
         Stream::Stderr => cmd.stdout(Stdio::null()).stderr(Stdio::piped()),
@@ -93,30 +115,33 @@ fn spawn_and_find_addr(mut cmd: Command, stream: Stream, find: fn(&str) -> Optio
         Stream::Stderr => Box::new(child.stderr.take().context("stderr")?),
     };
     let (tx, rx) = mpsc::channel();
-    // The reader keeps draining after the addr is found: a full pipe would block the server's logging.
+    // The reader keeps draining after the addresses are found: a full pipe would block the server's logging.
     std::thread::spawn(move || {
-        let mut tx = Some(tx);
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            if let Some(addr) = tx.as_ref().and_then(|_| find(&line)) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(addr);
-                }
+            if let Some(found) = find(&line) {
+                let _ = tx.send(found);
             }
         }
     });
-    let server_addr = rx.recv_timeout(Duration::from_secs(30));
-    let mut server = Server { child, addr: String::new(), spawned_at };
-    match server_addr {
-        Ok(addr) => {
-            server.addr = addr;
-            Ok(server)
-        }
-        Err(_) => {
-            let status = server.child.try_wait()?;
-            bail!("no listening address within 30 s (exit status: {status:?})")
+    let mut server = Server { child, addr: String::new(), addrs: HashMap::new(), spawned_at };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut first = None;
+    while !wait_for.iter().all(|r| server.addrs.contains_key(*r)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((role, addr)) => {
+                first.get_or_insert_with(|| addr.clone());
+                server.addrs.insert(role, addr);
+            }
+            Err(_) => {
+                let status = server.child.try_wait()?;
+                bail!("no listening address for {wait_for:?} within 30 s (found {:?}; exit status: {status:?})", server.addrs)
+            }
         }
     }
+    server.addr = server.addrs.get("api").cloned().or(first).unwrap_or_default();
+    Ok(server)
 }
 
 /// Resident set now and its peak, in KiB, from /proc/PID/status.

@@ -131,6 +131,20 @@ impl Application {
             if let Some(sync) = &sync {
                 // Same origin for the web app: the sync service also answers under /powersync.
                 router = router.nest("/powersync", athena_sync::router(sync.service.clone(), stop_rx.clone()));
+                // A write through the API wakes the sequencer at once instead of at its next poll.
+                let service = sync.service.clone();
+                router = router.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let service = service.clone();
+                    async move {
+                        let writes =
+                            !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+                        let response = next.run(req).await;
+                        if writes && response.status().is_success() {
+                            service.nudge();
+                        }
+                        response
+                    }
+                }));
             }
             Some((listener, router))
         } else {

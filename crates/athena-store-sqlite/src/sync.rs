@@ -14,6 +14,8 @@ use crate::db::{begin_write, db, ts};
 use crate::SqliteStore;
 
 const U32: i64 = 1 << 32;
+/// Ops per multi-row INSERT (8 parameters each, well under SQLite's 32,766-parameter limit).
+const OPS_PER_INSERT: usize = 500;
 
 fn parse_row(text: Option<String>) -> StoreResult<Option<serde_json::Map<String, serde_json::Value>>> {
     match text {
@@ -60,8 +62,8 @@ impl SyncStore for SqliteStore {
             return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true, buckets: vec![] });
         }
         let mut buckets: HashMap<String, (i64, i64, i64)> = HashMap::new();
-        let mut ops = 0u64;
         let mut max_change = 0i64;
+        let mut pending: Vec<(i64, OpDraft, String)> = Vec::new();
         for row in &rows {
             let captured_text: String = row.try_get("captured_at").map_err(db)?;
             let change = CapturedChange {
@@ -75,26 +77,34 @@ impl SyncStore for SqliteStore {
             max_change = max_change.max(change.id);
             for draft in evaluate(&change) {
                 last_op_id += 1;
-                ops += 1;
-                sqlx::query(
-                    "INSERT INTO sync_oplog (op_id, bucket, op, object_type, object_id, data, checksum, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(last_op_id)
-                .bind(&draft.bucket)
-                .bind(draft.op.as_str())
-                .bind(&draft.object_type)
-                .bind(&draft.object_id)
-                .bind(&draft.data)
-                .bind(i64::from(draft.checksum))
-                .bind(&captured_text)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                let b = buckets.entry(draft.bucket).or_insert((0, 0, 0));
+                let b = buckets.entry(draft.bucket.clone()).or_insert((0, 0, 0));
                 b.0 = (b.0 + i64::from(draft.checksum)) % U32;
                 b.1 += 1;
                 b.2 = last_op_id;
+                pending.push((last_op_id, draft, captured_text.clone()));
             }
+        }
+        let ops = pending.len() as u64;
+        // Many rows per statement: one round trip to SQLite per few hundred ops, not per op.
+        for chunk in pending.chunks(OPS_PER_INSERT) {
+            let mut sql =
+                String::from("INSERT INTO sync_oplog (op_id, bucket, op, object_type, object_id, data, checksum, captured_at) VALUES ");
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
+            }
+            let mut query = sqlx::query(&sql);
+            for (op_id, draft, captured) in chunk {
+                query = query
+                    .bind(*op_id)
+                    .bind(&draft.bucket)
+                    .bind(draft.op.as_str())
+                    .bind(&draft.object_type)
+                    .bind(&draft.object_id)
+                    .bind(&draft.data)
+                    .bind(i64::from(draft.checksum))
+                    .bind(captured);
+            }
+            query.execute(&mut *tx).await.map_err(db)?;
         }
         let touched: Vec<String> = buckets.keys().cloned().collect();
         for (bucket, (checksum, count, last)) in buckets {

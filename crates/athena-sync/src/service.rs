@@ -120,6 +120,10 @@ impl SyncService {
             if outcome.ran {
                 if outcome.ops > 0 {
                     self.advance(outcome.last_op_id, Some(outcome.buckets.iter().cloned().collect()));
+                } else {
+                    // Another pass (a concurrent task of ours) may have grown the log without having
+                    // announced it yet; which buckets is unknown here.
+                    self.advance(outcome.last_op_id, None);
                 }
                 if outcome.changes > 0 {
                     metrics::counter!("powersync_changes_sequenced_total").increment(outcome.changes);

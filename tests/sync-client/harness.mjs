@@ -94,7 +94,21 @@ export function uniqueEmail(label = 'user') {
  * @typedef {{ api?: number, sync?: number, metrics?: number }} Ports
  * @typedef {{ status: number, headers: Headers, body: any, text: string }} ApiResponse
  * @typedef {{ token: string, userId: string, email: string, refreshToken: string }} Login
+ * @typedef {((options?: { force?: boolean }) => Promise<string>) & { refreshes: number }} TokenSource
  */
+
+/**
+ * When a JWT expires (ms since the epoch; 0 when it cannot be read).
+ * @param {string} token
+ */
+export function tokenExpiresAt(token) {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** One `athena serve` process (restartable on the same data directory and ports). */
 export class AthenaServer {
@@ -121,14 +135,19 @@ export class AthenaServer {
   hasSync = false;
   /** whether start and restart fail without a sync listener */
   requireSync = true;
+  /** extra environment for the server process (set after the harness's own variables, so it wins) */
+  /** @type {Record<string, string>} */
+  extraEnv = {};
 
   /**
    * Starts a server on a fresh data directory (and a fresh PostgreSQL database when configured).
-   * @param {{ requireSync?: boolean }} [options]
+   * @param {{ requireSync?: boolean, env?: Record<string, string> }} [options] `env`: extra server
+   *   environment, e.g. `{ ATHENA_ACCESS_TOKEN_TTL_SECS: '5' }` (kept across restarts)
    */
   static async start(options = {}) {
     const server = new AthenaServer();
     server.requireSync = options.requireSync ?? true;
+    server.extraEnv = { ...(options.env ?? {}) };
     server.root = await mkdtemp(path.join(tmpdir(), 'athena-sync-test-'));
     server.dataDir = path.join(server.root, 'data');
     const adminUrl = process.env.ATHENA_TEST_DATABASE_URL;
@@ -182,6 +201,7 @@ export class AthenaServer {
       ATHENA_METRICS_PORT: String(ports.metrics ?? 0),
     });
     if (this.databaseUrl) env.DATABASE_URL = this.databaseUrl;
+    Object.assign(env, this.extraEnv);
 
     const child = spawn(BIN, ['serve'], { env, cwd: this.root, stdio: ['ignore', 'ignore', 'pipe'] });
     children.add(child);
@@ -384,6 +404,40 @@ export class AthenaServer {
   }
 
   /**
+   * A source of valid access tokens for one login: answers `login.token` while it has more than
+   * `minValidMs` left, else refreshes it (`POST /api/v1/auth/refresh`), rotating `login.refreshToken`.
+   * Refreshes are serialised, so clients sharing one login never present a spent refresh token.
+   * @param {Login} login updated in place
+   * @param {{ minValidMs?: number }} [options]
+   * @returns {TokenSource}
+   */
+  tokenSource(login, { minValidMs = 2_000 } = {}) {
+    /** @type {Promise<string> | null} */
+    let inFlight = null;
+    const refresh = async () => {
+      const data = await this.apiOk('POST', '/api/v1/auth/refresh', { json: { refresh_token: login.refreshToken }, timeoutMs: 10_000 });
+      if (!data?.tokens?.access_token || !data?.tokens?.refresh_token) throw new Error(`refresh returned no tokens: ${JSON.stringify(data)}`);
+      login.token = data.tokens.access_token;
+      login.refreshToken = data.tokens.refresh_token;
+      source.refreshes++;
+      return login.token;
+    };
+    /** @type {TokenSource} */
+    const source = Object.assign(
+      /** @param {{ force?: boolean }} [o] */
+      async ({ force = false } = {}) => {
+        if (!force && tokenExpiresAt(login.token) - Date.now() > minValidMs) return login.token;
+        inFlight ??= refresh().finally(() => {
+          inFlight = null;
+        });
+        return inFlight;
+      },
+      { refreshes: 0 },
+    );
+    return source;
+  }
+
+  /**
    * Uploads a book file through the one-step multipart endpoint; returns the book.
    * @param {string} token
    * @param {string} filePath absolute, or relative to the corpus (e.g. `zh/lunyu.epub`)
@@ -397,10 +451,12 @@ export class AthenaServer {
 
   /**
    * A PowerSync client database for one user, connected over HTTP streaming.
-   * @param {{ token: string, endpointKind?: 'sync-port' | 'api-prefix', label?: string, connect?: boolean }} options
+   * `tokens`: where fresh tokens come from (see {@link tokenSource}); without it the client keeps `token`.
+   * `retryDelayMs`: the SDK's wait before reconnecting after an error (its default when unset).
+   * @param {{ token: string, endpointKind?: 'sync-port' | 'api-prefix', label?: string, connect?: boolean, tokens?: TokenSource, retryDelayMs?: number }} options
    */
-  async makeClient({ token, endpointKind = 'sync-port', label = 'client', connect = true }) {
-    const client = new Client(this, { token, endpointKind, label });
+  async makeClient({ token, endpointKind = 'sync-port', label = 'client', connect = true, tokens, retryDelayMs }) {
+    const client = new Client(this, { token, endpointKind, label, tokens, retryDelayMs });
     this.clients.add(client);
     await client.open();
     if (connect) await client.connect();
@@ -432,7 +488,7 @@ export class Client {
   /** @type {Array<{ at: number, level: number, message: string }>} */
   logs = [];
   /** responses of `POST /api/v1/sync/upload`, in order */
-  /** @type {Array<{ status: number, body: any, operations: any[] }>} */
+  /** @type {Array<{ status: number, body: any, operations: any[], at: number }>} */
   uploads = [];
   /** bodies of the client's `POST /sync/stream` requests, in order */
   /** @type {Array<{ buckets: Array<{ name: string, after: string }>, [key: string]: any }>} */
@@ -442,11 +498,13 @@ export class Client {
 
   /**
    * @param {AthenaServer} server
-   * @param {{ token: string, endpointKind: 'sync-port' | 'api-prefix', label: string }} options
+   * @param {{ token: string, endpointKind: 'sync-port' | 'api-prefix', label: string, tokens?: TokenSource, retryDelayMs?: number }} options
    */
-  constructor(server, { token, endpointKind, label }) {
+  constructor(server, { token, endpointKind, label, tokens, retryDelayMs }) {
     this.server = server;
     this.token = token;
+    this.tokens = tokens;
+    this.retryDelayMs = retryDelayMs;
     this.endpointKind = endpointKind;
     this.label = label;
     this.#dir = mkdtempSync(path.join(tmpdir(), `athena-ps-${label}-`));
@@ -459,10 +517,14 @@ export class Client {
     });
     /** @type {import('@powersync/node').PowerSyncBackendConnector} */
     this.connector = {
-      fetchCredentials: async () => ({ endpoint: this.server.syncEndpoint(this.endpointKind), token: this.token }),
+      fetchCredentials: async () => {
+        if (this.tokens) this.token = await this.tokens();
+        return { endpoint: this.server.syncEndpoint(this.endpointKind), token: this.token };
+      },
       uploadData: async (database) => {
         const tx = await database.getNextCrudTransaction();
         if (!tx) return;
+        if (this.tokens) this.token = await this.tokens();
         const operations = tx.crud.map((op) => ({ table: op.table, op: op.op, id: op.id, data: op.opData }));
         const res = await fetch(`${this.server.apiBase}/api/v1/sync/upload`, {
           method: 'POST',
@@ -478,7 +540,9 @@ export class Client {
         } catch {
           body = text;
         }
-        this.uploads.push({ status: res.status, body, operations });
+        this.uploads.push({ status: res.status, body, operations, at: Date.now() });
+        // An expired token: the next attempt (the SDK retries the batch) gets a fresh one.
+        if (res.status === 401 && this.tokens) await this.tokens({ force: true }).catch(() => undefined);
         if (!res.ok) throw new Error(`upload answered ${res.status}: ${text.slice(0, 300)}`);
         await tx.complete();
       },
@@ -516,7 +580,10 @@ export class Client {
 
   async connect() {
     await withTimeout(
-      this.db.connect(this.connector, { connectionMethod: SyncStreamConnectionMethod.HTTP }),
+      this.db.connect(this.connector, {
+        connectionMethod: SyncStreamConnectionMethod.HTTP,
+        ...(this.retryDelayMs === undefined ? {} : { retryDelayMs: this.retryDelayMs }),
+      }),
       20_000,
       `${this.label}: connect`,
     );

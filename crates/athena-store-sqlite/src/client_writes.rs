@@ -208,6 +208,8 @@ async fn insert_conflict_copy(tx: &mut Tx, user: &UserId, w: &ClientWrite, origi
         columns.push(column);
         selected.push(match w.value(column) {
             Some(v) => placeholder(&mut args, v),
+            // The copy holds the other device's edit: never attribute it to the stored row's device.
+            None if *column == "device_id" => "NULL".to_string(),
             None => column.to_string(),
         });
     }

@@ -18,7 +18,7 @@ use crate::service::SyncService;
 use crate::stream::{self, StreamContext, StreamEnd};
 
 /// Lines buffered per stream before the producer waits for the client to read.
-const STREAM_BUFFER_LINES: usize = 8;
+const STREAM_BUFFER_LINES: usize = 4;
 
 #[derive(Clone)]
 struct SyncState {

@@ -37,6 +37,27 @@ pub(crate) struct StreamContext {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Soft limit of one data line's payload.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+fn op_size(op: &athena_store::sync::OplogEntry) -> usize {
+    // The JSON text roughly doubles escaped quotes; a close upper bound is enough here.
+    96 + op.data.as_ref().map_or(0, |d| d.len() * 5 / 4) + op.object_id.as_ref().map_or(0, String::len)
+}
+
+fn op_line(op: &athena_store::sync::OplogEntry) -> OpLine<'_> {
+    let row_op = matches!(op.op, OpKind::Put | OpKind::Remove);
+    OpLine {
+        op_id: op.op_id.to_string(),
+        op: op.op.as_str(),
+        object_type: if row_op { op.object_type.as_deref() } else { None },
+        object_id: if row_op { op.object_id.as_deref() } else { None },
+        data: if op.op == OpKind::Put { op.data.as_deref() } else { None },
+        checksum: op.checksum,
+        subkey: None,
+    }
+}
+
 struct Stream<'a> {
     inner: &'a Inner,
     ctx: StreamContext,
@@ -90,25 +111,36 @@ impl Stream<'_> {
                     metrics::histogram!("powersync_sync_lag_ms").record(lag.max(0.0));
                 }
             }
-            let lines: Vec<OpLine<'_>> = ops
-                .iter()
-                .map(|op| OpLine {
-                    op_id: op.op_id.to_string(),
-                    op: op.op.as_str(),
-                    object_type: if matches!(op.op, OpKind::Put | OpKind::Remove) { op.object_type.as_deref() } else { None },
-                    object_id: if matches!(op.op, OpKind::Put | OpKind::Remove) { op.object_id.as_deref() } else { None },
-                    data: if op.op == OpKind::Put { op.data.as_deref() } else { None },
-                    checksum: op.checksum,
-                    subkey: None,
-                })
-                .collect();
             self.saw_clear |= ops.iter().any(|op| op.op == OpKind::Clear);
-            metrics::counter!("powersync_ops_sent_total").increment(lines.len() as u64);
-            let line = Line::Data(DataLine { bucket, data: lines, has_more, after: after.to_string(), next_after: last.to_string() });
-            let bytes = line.encode();
-            drop(line);
-            metrics::counter!("powersync_bytes_sent_total").increment(bytes.len() as u64);
-            self.out.send(bytes).await.map_err(|_| StreamEnd::ClientGone)?;
+            // Lines stay under ~1 MiB (as the reference service's), so what a stream buffers for a
+            // client that reads slowly is bounded in bytes, not only in lines.
+            let mut start = 0;
+            while start < ops.len() {
+                let mut end = start;
+                let mut size = 0usize;
+                while end < ops.len() && (end == start || size + op_size(&ops[end]) <= MAX_LINE_BYTES) {
+                    size += op_size(&ops[end]);
+                    end += 1;
+                }
+                let chunk = &ops[start..end];
+                let chunk_after = if start == 0 { after } else { ops[start - 1].op_id };
+                let chunk_last = chunk[chunk.len() - 1].op_id;
+                let more = has_more || end < ops.len();
+                let lines: Vec<OpLine<'_>> = chunk.iter().map(op_line).collect();
+                metrics::counter!("powersync_ops_sent_total").increment(lines.len() as u64);
+                let line = Line::Data(DataLine {
+                    bucket,
+                    data: lines,
+                    has_more: more,
+                    after: chunk_after.to_string(),
+                    next_after: chunk_last.to_string(),
+                });
+                let bytes = line.encode();
+                drop(line);
+                metrics::counter!("powersync_bytes_sent_total").increment(bytes.len() as u64);
+                self.out.send(bytes).await.map_err(|_| StreamEnd::ClientGone)?;
+                start = end;
+            }
             after = last;
             if !has_more {
                 break;

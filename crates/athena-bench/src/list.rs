@@ -261,6 +261,7 @@ async fn insert_books(store: &Arc<dyn Store>, user: &UserId, n: usize) -> anyhow
                     digitalization_confidence: None,
                     meta: serde_json::json!({}),
                     conversion_status: None,
+                    jobs: Vec::new(),
                     now: chrono::Utc::now(),
                 };
                 match store.insert_book(new).await? {

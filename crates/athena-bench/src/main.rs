@@ -1,13 +1,15 @@
 //! `athena-bench`: measures the server foundation against baselines taken in the same run — start-up time and
 //! idle memory (vs `python3 -m http.server`), a 500 MB streamed upload (vs a local copy + fsync), and list latency
 //! at 10,000 books on SQLite and PostgreSQL under open-loop load (vs `GET /health` and the bare store query);
-//! and the sync service: change-capture throughput, change → client latency, and many idle streams (`sync_*`).
+//! and the sync service: change-capture throughput, change → client latency, and many idle streams (`sync_*`);
+//! and the job queue's enqueue and drain throughput, in-process (`queue-*`, which need no server binary).
 //! It spawns the release `athena serve` as a child process and talks to it over loopback only; every phase is
 //! bounded in time. Results print as JSON lines on stdout, progress on stderr. Run it through `scripts/bench.sh`;
 //! it is not part of the test suite. Figures and how to read them: `docs/PERFORMANCE.md`.
 
 mod list;
 mod load;
+mod queue;
 mod server;
 mod startup;
 mod stats;
@@ -81,6 +83,11 @@ struct Cli {
     sync_stream_steps: Vec<usize>,
     #[arg(long, default_value_t = 64)]
     sync_open_concurrency: usize,
+    /// Queue: jobs enqueued, then drained by this many concurrent claimers (claim + complete).
+    #[arg(long, default_value_t = 10_000)]
+    queue_jobs: usize,
+    #[arg(long, default_value_t = 4)]
+    queue_claimers: usize,
     /// A PostgreSQL database to connect to for CREATE/DROP DATABASE (trust auth on loopback).
     #[arg(long, env = "ATHENA_BENCH_PG_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pg_admin_url: String,
@@ -97,17 +104,29 @@ enum Bench {
     SyncLatencySqlite,
     SyncLatencyPostgres,
     SyncIdleStreams,
+    QueueSqlite,
+    QueuePostgres,
+}
+
+impl Bench {
+    /// Whether the benchmark runs the server binary (the queue benchmarks use the stores in-process).
+    fn needs_server(self) -> bool {
+        !matches!(self, Self::QueueSqlite | Self::QueuePostgres)
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(cli.athena.exists(), "{} not found: build it with `cargo build --release -p athena`", cli.athena.display());
+    if cli.only.iter().any(|b| b.needs_server()) {
+        anyhow::ensure!(cli.athena.exists(), "{} not found: build it with `cargo build --release -p athena`", cli.athena.display());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let athena = std::fs::canonicalize(&cli.athena)?;
+    // Only resolved when a benchmark runs the server, so the queue benchmarks work without the binary.
+    let athena = if cli.only.iter().any(|b| b.needs_server()) { std::fs::canonicalize(&cli.athena)? } else { cli.athena.clone() };
     std::fs::create_dir_all(&cli.scratch)?;
     let scratch = std::fs::canonicalize(&cli.scratch)?;
     let list_opts = list::Options {
@@ -131,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         concurrency: cli.sync_open_concurrency.max(1),
         settle: Duration::from_secs(2),
     };
+    let queue_opts = queue::Options { jobs: cli.queue_jobs, claimers: cli.queue_claimers.max(1) };
     use sync_common::Backend as SyncBackend;
     for bench in &cli.only {
         let report = match bench {
@@ -147,6 +167,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sync_latency::run(&athena, &scratch, SyncBackend::Postgres, &cli.pg_admin_url, &latency_opts).await?
             }
             Bench::SyncIdleStreams => sync_idle::run(&athena, &scratch, &idle_opts).await?,
+            Bench::QueueSqlite => queue::run(&scratch, SyncBackend::Sqlite, &cli.pg_admin_url, &queue_opts).await?,
+            Bench::QueuePostgres => queue::run(&scratch, SyncBackend::Postgres, &cli.pg_admin_url, &queue_opts).await?,
         };
         println!("{report}");
     }

@@ -118,6 +118,10 @@ async fn insert_book_in(tx: &mut Tx, new: &NewBook) -> StoreResult<BookInsert> {
     .fetch_one(&mut **tx)
     .await
     .map_err(db)?;
+    // The book's jobs commit with it: a book never exists without the work it is waiting for.
+    for job in &new.jobs {
+        crate::jobs::enqueue_in(tx, job).await?;
+    }
     Ok(BookInsert::Created { book: rows::book(&row)?, content_is_new })
 }
 
@@ -245,7 +249,7 @@ async fn delete_book_in(tx: &mut Tx, user: &UserId, id: &BookId) -> StoreResult<
     }
     let book = sqlx::query(
         "DELETE FROM books WHERE id = $1 AND user_id = $2
-         RETURNING content_sha256, cover_image_key, converted_epub_key",
+         RETURNING content_sha256, cover_image_key, converted_epub_key, ocr_result_key",
     )
     .bind(id.as_str())
     .bind(user.as_str())
@@ -260,23 +264,39 @@ async fn delete_book_in(tx: &mut Tx, user: &UserId, id: &BookId) -> StoreResult<
         .fetch_optional(&mut **tx)
         .await
         .map_err(db)?;
+    // Per-book derived objects, and the content's OCR output once the content itself goes.
+    let mut derived = Vec::new();
+    for column in ["cover_image_key", "converted_epub_key", "ocr_result_key"] {
+        derived.extend(parsed_opt::<ObjectKey>(&book, column)?);
+    }
     if let Some(content) = content {
         if get::<i64>(&content, "ref_count")? <= 0 {
             sqlx::query("DELETE FROM book_contents WHERE sha256 = $1").bind(&sha).execute(&mut **tx).await.map_err(db)?;
             freed.push(parsed(&content, "storage_key")?);
-        }
-    }
-    // Per-book derived objects are freed unless another book row still points at them.
-    for column in ["cover_image_key", "converted_epub_key"] {
-        let Some(key) = parsed_opt::<ObjectKey>(&book, column)? else {
-            continue;
-        };
-        let still_used =
-            sqlx::query("SELECT 1 AS one FROM books WHERE cover_image_key = $1 OR converted_epub_key = $1 OR minio_key = $1 LIMIT 1")
-                .bind(key.as_str())
+            sqlx::query("DELETE FROM ocr_pages WHERE content_sha256 = $1").bind(&sha).execute(&mut **tx).await.map_err(db)?;
+            let ocr = sqlx::query("DELETE FROM ocr_results WHERE content_sha256 = $1 RETURNING layered_key")
+                .bind(&sha)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(db)?;
+            if let Some(ocr) = ocr {
+                derived.push(parsed(&ocr, "layered_key")?);
+            }
+        }
+    }
+    // Each is freed unless another book row or a live OCR result still points at it (books of the
+    // same content share its OCR output).
+    for key in derived {
+        let still_used = sqlx::query(
+            "SELECT 1 AS one FROM books
+             WHERE cover_image_key = $1 OR converted_epub_key = $1 OR ocr_result_key = $1 OR minio_key = $1
+             UNION ALL SELECT 1 FROM ocr_results WHERE layered_key = $1
+             LIMIT 1",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
         if still_used.is_none() && !freed.contains(&key) {
             freed.push(key);
         }

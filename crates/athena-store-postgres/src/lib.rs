@@ -1,6 +1,7 @@
 //! PostgreSQL implementation of the `athena_store::Store` trait, for multi-user deployments: the
 //! connection pool (optionally confined to one schema, which is how tests stay isolated in a
-//! shared database), the embedded migrations under `migrations/`, and the SQL of every operation.
+//! shared database), the embedded migrations under `migrations/`, and the SQL of every operation,
+//! including the job queue (`athena_store::jobs::JobStore`).
 //!
 //! It knows the schema and PostgreSQL's dialect only; it must not know about HTTP, object storage
 //! or the rules above storage (quotas, auth): those live in the callers and reach here as values.
@@ -8,6 +9,7 @@
 mod books;
 mod client_writes;
 mod db;
+mod jobs;
 mod rows;
 mod shelves;
 mod sync;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use athena_domain::{BookId, ContentHash, Email, ObjectKey, Role, SessionId, ShelfId, UserId};
+use athena_store::jobs::{BookProcessing, Job, JobFilter, JobStore, NewJob, OcrCharge, OcrPage, OcrResult, Queue, QueueStats};
 use athena_store::*;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
@@ -288,5 +291,81 @@ impl Store for PgStore {
     }
     async fn put_idempotent_response(&self, response: IdempotentResponse) -> StoreResult<()> {
         uploads::put_idempotent_response(&self.pool, response).await
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn enqueue_job(&self, job: NewJob) -> StoreResult<(Job, bool)> {
+        jobs::enqueue_job(&self.pool, job).await
+    }
+    async fn claim_job(&self, queue: Queue, owner: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        jobs::claim_job(&self.pool, queue, owner, now, lease_until).await
+    }
+    async fn heartbeat_job(&self, id: uuid::Uuid, owner: &str, lease_until: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
+        jobs::heartbeat_job(&self.pool, id, owner, lease_until, now).await
+    }
+    async fn complete_job(&self, id: uuid::Uuid, owner: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        jobs::complete_job(&self.pool, id, owner, now).await
+    }
+    async fn fail_job(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        jobs::fail_job(&self.pool, id, owner, error, retry_at, now).await
+    }
+    async fn job(&self, id: uuid::Uuid) -> StoreResult<Option<Job>> {
+        jobs::job(&self.pool, id).await
+    }
+    async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+        jobs::list_jobs(&self.pool, filter).await
+    }
+    async fn retry_job(&self, id: uuid::Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        jobs::retry_job(&self.pool, id, now).await
+    }
+    async fn cancel_job(&self, id: uuid::Uuid, now: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        jobs::cancel_job(&self.pool, id, now).await
+    }
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<Vec<QueueStats>> {
+        jobs::queue_stats(&self.pool, now).await
+    }
+    async fn queue_position(&self, id: uuid::Uuid) -> StoreResult<Option<i64>> {
+        jobs::queue_position(&self.pool, id).await
+    }
+    async fn purge_finished_jobs(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        jobs::purge_finished_jobs(&self.pool, before).await
+    }
+
+    async fn book_for_job(&self, id: &BookId) -> StoreResult<Book> {
+        jobs::book_for_job(&self.pool, id).await
+    }
+    async fn update_book_processing(&self, id: &BookId, update: BookProcessing, now: DateTime<Utc>) -> StoreResult<Book> {
+        jobs::update_book_processing(&self.pool, id, update, now).await
+    }
+
+    async fn ocr_result(&self, sha: &ContentHash) -> StoreResult<Option<OcrResult>> {
+        jobs::ocr_result(&self.pool, sha).await
+    }
+    async fn put_ocr_page(&self, page: OcrPage) -> StoreResult<()> {
+        jobs::put_ocr_page(&self.pool, page).await
+    }
+    async fn ocr_page(&self, sha: &ContentHash, page: i64) -> StoreResult<Option<OcrPage>> {
+        jobs::ocr_page(&self.pool, sha, page).await
+    }
+    async fn search_ocr_pages(&self, sha: &ContentHash, needle: &str, limit: u32) -> StoreResult<Vec<OcrPage>> {
+        jobs::search_ocr_pages(&self.pool, sha, needle, limit).await
+    }
+    async fn put_ocr_result(&self, result: OcrResult) -> StoreResult<()> {
+        jobs::put_ocr_result(&self.pool, result).await
+    }
+    async fn record_ocr_charge(&self, charge: OcrCharge) -> StoreResult<()> {
+        jobs::record_ocr_charge(&self.pool, charge).await
+    }
+    async fn ocr_units_used(&self, user: &UserId, since: DateTime<Utc>) -> StoreResult<i64> {
+        jobs::ocr_units_used(&self.pool, user, since).await
     }
 }

@@ -1,5 +1,6 @@
 //! Row → record decoding, shared by every query module.
 
+use athena_store::jobs::{Job, OcrPage, OcrResult};
 use athena_store::{
     Book, BookContent, DedupChallenge, IdempotentResponse, LoginCode, PendingUpload, Session, Shelf, ShelfItem, StoreError, StoreResult,
     User,
@@ -76,6 +77,7 @@ pub(crate) fn book(r: &DbRow) -> StoreResult<Book> {
         ocr_status: get(r, "ocr_status")?,
         conversion_status: get(r, "conversion_status")?,
         converted_epub_key: parsed_opt(r, "converted_epub_key")?,
+        ocr_result_key: parsed_opt(r, "ocr_result_key")?,
         meta: serde_json::from_str(&meta).map_err(StoreError::internal)?,
         canonical_book_id: parsed_opt(r, "canonical_book_id")?,
         version: get(r, "version")?,
@@ -145,5 +147,50 @@ pub(crate) fn idempotent_response(r: &DbRow) -> StoreResult<IdempotentResponse> 
         status: u16::try_from(status).map_err(StoreError::internal)?,
         body: get(r, "body")?,
         created_at: get(r, "created_at")?,
+    })
+}
+
+pub(crate) fn job(r: &DbRow) -> StoreResult<Job> {
+    let payload: String = get(r, "payload")?;
+    Ok(Job {
+        id: parsed(r, "id")?,
+        queue: get::<String>(r, "queue")?.parse().map_err(|e: String| StoreError::Internal(e.into()))?,
+        kind: get(r, "kind")?,
+        payload: serde_json::from_str(&payload).map_err(StoreError::internal)?,
+        dedup_key: get(r, "dedup_key")?,
+        state: get::<String>(r, "state")?.parse().map_err(|e: String| StoreError::Internal(e.into()))?,
+        attempts: get(r, "attempts")?,
+        max_attempts: get(r, "max_attempts")?,
+        priority: get(r, "priority")?,
+        run_at: get(r, "run_at")?,
+        lease_owner: get(r, "lease_owner")?,
+        lease_expires_at: get(r, "lease_expires_at")?,
+        last_error: get(r, "last_error")?,
+        user_id: parsed_opt(r, "user_id")?,
+        book_id: parsed_opt(r, "book_id")?,
+        created_at: get(r, "created_at")?,
+        started_at: get(r, "started_at")?,
+        finished_at: get(r, "finished_at")?,
+        updated_at: get(r, "updated_at")?,
+    })
+}
+
+pub(crate) fn ocr_result(r: &DbRow) -> StoreResult<OcrResult> {
+    Ok(OcrResult {
+        content_sha256: parsed(r, "content_sha256")?,
+        engine: get(r, "engine")?,
+        page_count: get(r, "page_count")?,
+        layered_key: parsed(r, "layered_key")?,
+        created_at: get(r, "created_at")?,
+    })
+}
+
+pub(crate) fn ocr_page(r: &DbRow) -> StoreResult<OcrPage> {
+    let lines: String = get(r, "lines")?;
+    Ok(OcrPage {
+        content_sha256: parsed(r, "content_sha256")?,
+        page: get(r, "page")?,
+        text: get(r, "text")?,
+        lines: serde_json::from_str(&lines).map_err(StoreError::internal)?,
     })
 }

@@ -40,6 +40,25 @@ async fn conformance() {
     in_fresh_schema(|store| async move {
         let store = Arc::new(store);
         athena_store::conformance::run_all(store.clone()).await;
+        // The job and OCR tables are server-only: no capture trigger, nothing recorded for sync.
+        let triggers: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = current_schema()
+               AND event_object_table IN ('jobs', 'ocr_results', 'ocr_pages', 'ocr_charges')",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("triggers");
+        assert_eq!(triggers, 0);
+        let captured: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_changes WHERE table_name LIKE 'ocr%' OR table_name = 'jobs'")
+            .fetch_one(store.pool())
+            .await
+            .expect("captured");
+        assert_eq!(captured, 0);
+        let books_captured: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_changes WHERE table_name = 'books'")
+            .fetch_one(store.pool())
+            .await
+            .expect("captured");
+        assert!(books_captured > 0, "capture works, so the zero above means something");
         store.close().await;
     })
     .await;

@@ -12,6 +12,22 @@ async fn conformance_on_a_file() {
     store.migrate().await.expect("migrate");
     let store = Arc::new(store);
     athena_store::conformance::run_all(store.clone()).await;
+    // The job and OCR tables are server-only: no capture trigger, nothing recorded for sync.
+    let triggers: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('jobs', 'ocr_results', 'ocr_pages', 'ocr_charges')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("triggers");
+    assert_eq!(triggers, 0);
+    let captured: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_changes WHERE table_name LIKE 'ocr%' OR table_name = 'jobs'")
+        .fetch_one(store.pool())
+        .await
+        .expect("captured");
+    assert_eq!(captured, 0);
+    let books_captured: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sync_changes WHERE table_name = 'books'").fetch_one(store.pool()).await.expect("captured");
+    assert!(books_captured > 0, "capture works, so the zero above means something");
     store.close().await;
 }
 

@@ -1,4 +1,4 @@
-//! The scenario suite every [`crate::Store`] backend must pass.
+//! The scenario suite every [`crate::Store`] (and [`crate::jobs::JobStore`]) backend must pass.
 //!
 //! Backends call [`run_all`] from an integration test on a freshly migrated, empty store. Each
 //! scenario makes its own users, so scenarios never see each other's rows; assertions are on
@@ -6,6 +6,7 @@
 
 mod books;
 mod client_writes;
+mod jobs;
 mod shelves;
 mod uploads;
 mod users;
@@ -19,11 +20,13 @@ use std::task::Poll;
 use athena_domain::{BookFormat, BookId, ContentHash, Email, ObjectKey, Role, UserId};
 use chrono::{DateTime, Utc};
 
+use crate::jobs::JobStore;
 use crate::{Book, BookInsert, NewBook, NewUser, Store, StoreError, StoreResult, User};
 
-/// Runs every scenario, in order, on one store.
-pub async fn run_all(store: Arc<dyn Store>) {
-    let s = store.as_ref();
+/// Runs every scenario, in order, on one store (its [`Store`] and its [`JobStore`] side).
+pub async fn run_all<S: Store + JobStore>(store: Arc<S>) {
+    let s: &dyn Store = store.as_ref();
+    let j: &dyn JobStore = store.as_ref();
     basics(s).await;
     users::users(s).await;
     users::login_codes(s).await;
@@ -49,6 +52,19 @@ pub async fn run_all(store: Arc<dyn Store>) {
     client_writes::books_by_sync(s).await;
     client_writes::other_users_rows(s).await;
     client_writes::rejections_are_recorded(s).await;
+    jobs::lifecycle(j).await;
+    jobs::ordering(j).await;
+    jobs::dedup(j).await;
+    jobs::concurrent_claims(j).await;
+    jobs::lease_expiry(j).await;
+    jobs::failures_and_retry(j).await;
+    jobs::cancellation(j).await;
+    jobs::retry_with_taken_key(j).await;
+    jobs::stats(j).await;
+    jobs::purge(j).await;
+    jobs::book_jobs(s, j).await;
+    jobs::book_processing(s, j).await;
+    jobs::ocr(s, j).await;
 }
 
 /// Backend identity, health, pool figures, and that migrating twice is harmless.
@@ -107,6 +123,7 @@ pub(crate) fn new_book(user: &UserId, sha: &ContentHash, at: DateTime<Utc>) -> N
         digitalization_confidence: Some(0.75),
         meta: serde_json::json!({"publisher": "Ticknor", "toc": [{"title": "Economy"}]}),
         conversion_status: None,
+        jobs: Vec::new(),
         now: at,
     }
 }

@@ -9,6 +9,7 @@
 mod client_write;
 pub mod conformance;
 mod error;
+pub mod jobs;
 mod records;
 pub mod sync;
 
@@ -27,7 +28,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Methods that take a `user` only ever see or change that user's rows: a row of another user is
 /// reported as [`StoreError::NotFound`], exactly like a missing one.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: jobs::JobStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations (idempotent).
@@ -93,7 +94,8 @@ pub trait Store: Send + Sync + 'static {
     /// `new.content`'s key), or adds one reference to the existing content row (the key stored there
     /// wins), then inserts the book pointing at the content's key. If the user already has a book with
     /// this content (live or soft-deleted), nothing is inserted and that book is returned with
-    /// [`BookInsert::Existing`] (restored if it was soft-deleted).
+    /// [`BookInsert::Existing`] (restored if it was soft-deleted). A created book's `new.jobs` are
+    /// enqueued (as [`jobs::JobStore::enqueue_job`] does) in the same transaction.
     async fn insert_book(&self, new: NewBook) -> StoreResult<BookInsert>;
     /// A book of the user; soft-deleted ones only if `include_deleted`.
     async fn book(&self, user: &UserId, id: &BookId, include_deleted: bool) -> StoreResult<Book>;
@@ -121,8 +123,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Book>;
     /// In one transaction: deletes the book and what hangs off it (shelf items, progress,
     /// notes, highlights, bookmarks, sessions, reading settings of that book), drops one reference
-    /// from its content, and deletes the content row when none remain. Returns the object keys that
-    /// are no longer referenced by anything (the content and the cover) so the caller frees them.
+    /// from its content, and deletes the content row when none remain (with its OCR pages and
+    /// result). Returns the object keys that are no longer referenced by anything (the content, the
+    /// cover, the converted EPUB, the OCR'd PDF) so the caller frees them.
     async fn delete_book_permanently(&self, user: &UserId, id: &BookId) -> StoreResult<Vec<ObjectKey>>;
     /// Books soft-deleted before `before`, of all users (the 30-day purge).
     async fn books_deleted_before(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Book>>;

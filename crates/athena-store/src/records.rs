@@ -95,6 +95,10 @@ pub struct NewBook {
     pub meta: serde_json::Value,
     /// `pending` for formats that need conversion, else None.
     pub conversion_status: Option<String>,
+    /// Background work for the new book (conversion, covers, OCR…), enqueued in the transaction
+    /// that creates it, so a book never exists without its jobs. Ignored when the user already had
+    /// the content ([`BookInsert::Existing`]).
+    pub jobs: Vec<crate::jobs::NewJob>,
     pub now: DateTime<Utc>,
 }
 
@@ -127,6 +131,8 @@ pub struct Book {
     pub ocr_status: Option<String>,
     pub conversion_status: Option<String>,
     pub converted_epub_key: Option<ObjectKey>,
+    /// The layered (OCR'd) PDF, once OCR finished.
+    pub ocr_result_key: Option<ObjectKey>,
     pub meta: serde_json::Value,
     pub canonical_book_id: Option<BookId>,
     pub version: i64,

@@ -14,14 +14,7 @@ const MAX_TOC_ENTRIES: usize = 10_000;
 
 pub(crate) fn quick_metadata(path: &Path, limits: &Limits) -> Result<QuickMetadata, FormatError> {
     let mut archive = zipsafe::open_checked(path, limits)?;
-    let container = read_entry(&mut archive, "META-INF/container.xml", limits.max_entry_bytes)?
-        .ok_or_else(|| FormatError::corrupt("missing META-INF/container.xml"))?;
-    reject_entity_declarations(&container)?;
-    let opf_path = rootfile(&container).ok_or_else(|| FormatError::corrupt("container.xml names no package document"))?;
-    let opf = read_entry(&mut archive, &opf_path, limits.max_entry_bytes)?
-        .ok_or_else(|| FormatError::corrupt(format!("missing package document {opf_path:?}")))?;
-    reject_entity_declarations(&opf)?;
-    let pkg = parse_opf(&opf)?;
+    let (opf_path, pkg) = open_package(&mut archive, limits)?;
 
     let mut meta = QuickMetadata {
         title: pkg.titles.into_iter().next(),
@@ -36,6 +29,19 @@ pub(crate) fn quick_metadata(path: &Path, limits: &Limits) -> Result<QuickMetada
     meta.toc = read_toc(&mut archive, &opf_path, &pkg.manifest, pkg.spine_toc.as_deref(), limits, &mut meta.warnings)?;
     meta.cover = read_cover(&mut archive, &opf_path, &pkg.manifest, pkg.cover_id.as_deref(), limits, &mut meta.warnings)?;
     Ok(meta)
+}
+
+/// container.xml → package document path and its parsed content.
+pub(crate) fn open_package(archive: &mut Archive, limits: &Limits) -> Result<(String, Package), FormatError> {
+    let container = read_entry(archive, "META-INF/container.xml", limits.max_entry_bytes)?
+        .ok_or_else(|| FormatError::corrupt("missing META-INF/container.xml"))?;
+    reject_entity_declarations(&container)?;
+    let opf_path = rootfile(&container).ok_or_else(|| FormatError::corrupt("container.xml names no package document"))?;
+    let opf = read_entry(archive, &opf_path, limits.max_entry_bytes)?
+        .ok_or_else(|| FormatError::corrupt(format!("missing package document {opf_path:?}")))?;
+    reject_entity_declarations(&opf)?;
+    let pkg = parse_opf(&opf)?;
+    Ok((opf_path, pkg))
 }
 
 fn rootfile(container: &[u8]) -> Option<String> {
@@ -59,15 +65,22 @@ fn rootfile(container: &[u8]) -> Option<String> {
 }
 
 #[derive(Debug, Default)]
-struct ManifestItem {
-    id: String,
-    href: String,
-    media_type: String,
-    properties: String,
+pub(crate) struct ManifestItem {
+    pub(crate) id: String,
+    pub(crate) href: String,
+    pub(crate) media_type: String,
+    pub(crate) properties: String,
+}
+
+/// One `<spine><itemref>`: which manifest item, and whether it is in the linear reading order.
+#[derive(Debug)]
+pub(crate) struct SpineRef {
+    pub(crate) idref: String,
+    pub(crate) linear: bool,
 }
 
 #[derive(Debug, Default)]
-struct Package {
+pub(crate) struct Package {
     titles: Vec<String>,
     creators: Vec<String>,
     languages: Vec<String>,
@@ -75,8 +88,11 @@ struct Package {
     identifiers: Vec<String>,
     description: Option<String>,
     cover_id: Option<String>,
-    spine_toc: Option<String>,
-    manifest: Vec<ManifestItem>,
+    pub(crate) spine_toc: Option<String>,
+    pub(crate) manifest: Vec<ManifestItem>,
+    pub(crate) spine: Vec<SpineRef>,
+    /// CFI step of `<spine>` among the children of `<package>` (2 × its 1-based position).
+    pub(crate) spine_step: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -89,12 +105,19 @@ enum Dc {
     Description,
 }
 
-fn parse_opf(raw: &[u8]) -> Result<Package, FormatError> {
+/// Real spines have hundreds of items; this only stops absurd ones from growing memory.
+const MAX_SPINE_ITEMS: usize = 100_000;
+
+pub(crate) fn parse_opf(raw: &[u8]) -> Result<Package, FormatError> {
     let mut r = reader(raw);
     let mut pkg = Package::default();
     let mut in_metadata = false;
+    let mut in_spine = false;
     let mut capture: Option<(Dc, String)> = None;
     let mut saw_package = false;
+    // Element depth (package = 1) and count of package children, for the spine's CFI step.
+    let mut depth = 0u32;
+    let mut package_children = 0u32;
     loop {
         let event = match r.read_event() {
             Ok(ev) => ev,
@@ -108,7 +131,11 @@ fn parse_opf(raw: &[u8]) -> Result<Package, FormatError> {
         };
         match event {
             Event::Start(e) => {
+                depth = depth.saturating_add(1);
                 let name = e.local_name();
+                if saw_package && depth == 2 {
+                    package_children = package_children.saturating_add(1);
+                }
                 match name.as_ref() {
                     b"package" => saw_package = true,
                     b"metadata" => in_metadata = true,
@@ -121,7 +148,18 @@ fn parse_opf(raw: &[u8]) -> Result<Package, FormatError> {
                         media_type: attr(&e, b"media-type").unwrap_or_default(),
                         properties: attr(&e, b"properties").unwrap_or_default(),
                     }),
-                    b"spine" => pkg.spine_toc = attr(&e, b"toc"),
+                    b"spine" => {
+                        pkg.spine_toc = attr(&e, b"toc");
+                        in_spine = true;
+                        if depth == 2 && pkg.spine_step.is_none() {
+                            pkg.spine_step = Some(package_children.saturating_mul(2));
+                        }
+                    }
+                    b"itemref" if in_spine && pkg.spine.len() < MAX_SPINE_ITEMS => {
+                        // `linear` defaults to yes; only an explicit "no" takes an item out.
+                        let linear = attr(&e, b"linear").is_none_or(|v| v.trim() != "no");
+                        pkg.spine.push(SpineRef { idref: attr(&e, b"idref").unwrap_or_default(), linear });
+                    }
                     other if in_metadata => {
                         let field = match other {
                             b"title" => Some(Dc::Title),
@@ -150,9 +188,12 @@ fn parse_opf(raw: &[u8]) -> Result<Package, FormatError> {
                 }
             }
             Event::End(e) => {
+                depth = depth.saturating_sub(1);
                 let name = e.local_name();
-                if name.as_ref() == b"metadata" {
-                    in_metadata = false;
+                match name.as_ref() {
+                    b"metadata" => in_metadata = false,
+                    b"spine" => in_spine = false,
+                    _ => {}
                 }
                 let ends_capture = matches!(
                     (capture.as_ref().map(|c| c.0), name.as_ref()),
@@ -202,11 +243,11 @@ fn store(pkg: &mut Package, field: Dc, text: String) {
     }
 }
 
-fn has_token(list: &str, token: &str) -> bool {
+pub(crate) fn has_token(list: &str, token: &str) -> bool {
     list.split_ascii_whitespace().any(|t| t == token)
 }
 
-fn read_toc(
+pub(crate) fn read_toc(
     archive: &mut Archive,
     opf_path: &str,
     manifest: &[ManifestItem],
@@ -446,6 +487,18 @@ mod tests {
         assert_eq!(p.spine_toc.as_deref(), Some("ncx"));
         assert_eq!(p.manifest[0].href, "i/c.jpg");
         assert!(parse_opf(b"garbage <<<").is_err());
+    }
+
+    #[test]
+    fn spine_order_linearity_and_cfi_step() {
+        let opf = br#"<package><metadata/><manifest/><guide/><spine toc="ncx"><itemref idref="a"/><itemref idref="b" linear="no"/><itemref idref="c" linear="yes"/></spine></package>"#;
+        let p = parse_opf(opf).unwrap();
+        let got: Vec<_> = p.spine.iter().map(|s| (s.idref.as_str(), s.linear)).collect();
+        assert_eq!(got, vec![("a", true), ("b", false), ("c", true)]);
+        // Fourth child of <package>, whatever comes before it.
+        assert_eq!(p.spine_step, Some(8));
+        let p = parse_opf(br#"<package><metadata><x/></metadata><manifest/><spine/></package>"#).unwrap();
+        assert_eq!(p.spine_step, Some(6));
     }
 
     #[test]

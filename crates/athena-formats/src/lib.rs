@@ -2,8 +2,9 @@
 //!
 //! This crate owns the decision "what kind of file is this" (from its bytes, never its name) and
 //! the cheap first look at it: title, authors, language, TOC, cover and, for PDFs, whether there is
-//! a text layer. Every function takes a local file path, runs synchronously, and is bounded in
-//! memory and time for hostile input (zip bombs, XML entity bombs, huge images, broken PDFs).
+//! a text layer; and, for EPUB, the plain text of each spine document (`extract_epub_text`).
+//! Every function takes a local file path, runs synchronously, and is bounded in memory and time
+//! for hostile input (zip bombs, XML entity bombs, huge images, broken PDFs).
 //! It must not know about storage, HTTP, SQL or jobs: it does no IO beyond reading the given file,
 //! and conversion of the non-EPUB/PDF formats happens elsewhere.
 
@@ -15,6 +16,7 @@ mod mobi;
 mod ooxml;
 mod pdf;
 mod sniff;
+mod text;
 mod xml;
 mod zipsafe;
 
@@ -25,6 +27,7 @@ use serde::Serialize;
 
 pub use error::FormatError;
 pub use image_header::{image_info, ImageInfo};
+pub use text::{extract_epub_text, ExtractSummary, TextSection};
 
 /// Resource limits for reading untrusted files. The defaults suit a home server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub struct Limits {
     pub max_image_pixels: u64,
     /// PDFs are parsed in memory; bigger ones are refused.
     pub max_pdf_bytes_in_memory: u64,
+    /// Text extraction stops (with a warning) after this many characters in all.
+    pub max_text_chars: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +57,7 @@ impl Default for Limits {
             max_cover_bytes: 10 << 20,
             max_image_pixels: 100_000_000,
             max_pdf_bytes_in_memory: 256 << 20,
+            max_text_chars: 64 << 20,
         }
     }
 }

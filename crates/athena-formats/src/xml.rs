@@ -64,8 +64,10 @@ fn entity_char(name: &str) -> Option<char> {
         "gt" => Some('>'),
         "quot" => Some('"'),
         "apos" => Some('\''),
-        "nbsp" => Some('\u{a0}'),
         _ => {
+            if let Some(c) = html_entity(name) {
+                return Some(c);
+            }
             let num = name.strip_prefix('#')?;
             let code = match num.strip_prefix(['x', 'X']) {
                 Some(hex) => u32::from_str_radix(hex, 16).ok()?,
@@ -74,6 +76,62 @@ fn entity_char(name: &str) -> Option<char> {
             char::from_u32(code)
         }
     }
+}
+
+/// Named HTML entities that EPUB 2 books (XHTML 1.1 with its DTD) use without declaring them:
+/// Latin-1 by code point, plus the usual typography. Anything else is dropped by the caller.
+fn html_entity(name: &str) -> Option<char> {
+    const LATIN1: [&str; 96] = [
+        "nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect", "uml", "copy", "ordf", "laquo", "not", "shy", "reg", "macr",
+        "deg", "plusmn", "sup2", "sup3", "acute", "micro", "para", "middot", "cedil", "sup1", "ordm", "raquo", "frac14", "frac12",
+        "frac34", "iquest", "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig", "Ccedil", "Egrave", "Eacute", "Ecirc", "Euml",
+        "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve", "Oacute", "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave",
+        "Uacute", "Ucirc", "Uuml", "Yacute", "THORN", "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig", "ccedil",
+        "egrave", "eacute", "ecirc", "euml", "igrave", "iacute", "icirc", "iuml", "eth", "ntilde", "ograve", "oacute", "ocirc", "otilde",
+        "ouml", "divide", "oslash", "ugrave", "uacute", "ucirc", "uuml", "yacute", "thorn", "yuml",
+    ];
+    if let Some(i) = LATIN1.iter().position(|&n| n == name) {
+        return char::from_u32(0xA0 + i as u32);
+    }
+    let c = match name {
+        "ensp" => '\u{2002}',
+        "emsp" => '\u{2003}',
+        "thinsp" => '\u{2009}',
+        "zwnj" => '\u{200c}',
+        "zwj" => '\u{200d}',
+        "ndash" => '\u{2013}',
+        "mdash" => '\u{2014}',
+        "lsquo" => '\u{2018}',
+        "rsquo" => '\u{2019}',
+        "sbquo" => '\u{201a}',
+        "ldquo" => '\u{201c}',
+        "rdquo" => '\u{201d}',
+        "bdquo" => '\u{201e}',
+        "dagger" => '\u{2020}',
+        "Dagger" => '\u{2021}',
+        "bull" => '\u{2022}',
+        "hellip" => '\u{2026}',
+        "permil" => '\u{2030}',
+        "prime" => '\u{2032}',
+        "Prime" => '\u{2033}',
+        "lsaquo" => '\u{2039}',
+        "rsaquo" => '\u{203a}',
+        "euro" => '\u{20ac}',
+        "trade" => '\u{2122}',
+        "larr" => '\u{2190}',
+        "rarr" => '\u{2192}',
+        "minus" => '\u{2212}',
+        "OElig" => '\u{152}',
+        "oelig" => '\u{153}',
+        "Scaron" => '\u{160}',
+        "scaron" => '\u{161}',
+        "Yuml" => '\u{178}',
+        "fnof" => '\u{192}',
+        "circ" => '\u{2c6}',
+        "tilde" => '\u{2dc}',
+        _ => return None,
+    };
+    Some(c)
 }
 
 /// Value of the attribute whose local name is `local` (namespace prefix ignored).
@@ -94,6 +152,7 @@ mod tests {
     fn lenient_entities() {
         assert_eq!(unescape_lenient(b"a &amp; b &lol9; &#x8BBA;&#35821;"), "a & b  论语");
         assert_eq!(unescape_lenient(b"R&D &"), "R&D &");
+        assert_eq!(unescape_lenient(b"&nbsp;&eacute;&yuml;&mdash;&hellip;"), "\u{a0}éÿ—…");
         assert_eq!(unescape_lenient("&\u{4e00}".as_bytes()), "&\u{4e00}");
     }
 

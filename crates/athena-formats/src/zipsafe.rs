@@ -92,6 +92,24 @@ pub(crate) fn read_entry<R: Read + Seek>(archive: &mut ZipArchive<R>, path: &str
     Ok(Some(buf))
 }
 
+/// Reads at most `max` bytes of the entry at `index`; the flag says whether more was there.
+/// For content documents, where the first part of an oversized file is still worth having.
+pub(crate) fn read_entry_prefix<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+    max: u64,
+) -> Result<(Vec<u8>, bool), FormatError> {
+    let entry = archive.by_index(index).map_err(|e| FormatError::corrupt(format!("cannot open entry {index}: {e}")))?;
+    let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+    let mut buf = Vec::with_capacity(entry.size().min(max).min(1 << 20) as usize);
+    entry.take(max.saturating_add(1)).read_to_end(&mut buf).map_err(|e| FormatError::corrupt(format!("cannot read {name:?}: {e}")))?;
+    let truncated = buf.len() as u64 > max;
+    if truncated {
+        buf.truncate(max as usize);
+    }
+    Ok((buf, truncated))
+}
+
 /// Like `read_entry` but for sniffing: an oversized entry is just "not what we look for".
 pub(crate) fn read_small<R: Read + Seek>(archive: &mut ZipArchive<R>, path: &str, max: u64) -> Result<Option<Vec<u8>>, FormatError> {
     match read_entry(archive, path, max) {

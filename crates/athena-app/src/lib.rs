@@ -14,6 +14,8 @@ pub use housekeeping::SweepReport;
 mod ingest;
 mod library;
 mod mailer;
+pub mod pipeline;
+mod processing;
 mod shelves;
 mod sync_upload;
 
@@ -28,6 +30,7 @@ pub use clock::{Clock, SystemClock};
 pub use error::{AppError, AppResult};
 pub use library::{BookList, ContentRead, MetadataEdit, UploadComplete, UploadInit, UploadInitResult};
 pub use mailer::{LogMailer, Mailer, SmtpMailer};
+pub use processing::{JobView, OcrHit, OcrPageView, OcrRequest, OcrStatus, ProcessingStatus};
 pub use shelves::{ShelfCreate, ShelfEdit};
 pub use sync_upload::{conflict_copy_id, SyncOpError, SyncOperation, SyncUploadResult, MAX_SYNC_OPERATIONS};
 

@@ -2,7 +2,7 @@
 //! optimistic concurrency, trash, permanent deletion with reference counting, and content reads.
 
 use athena_blob::{BlobRead, PresignedPut};
-use athena_domain::{sanitize_filename, BookId, ContentHash, ObjectKey, UserId};
+use athena_domain::{sanitize_filename, BookFormat, BookId, ContentHash, ObjectKey, UserId};
 use athena_store::{Book, BookPatch, BookQuery, DedupChallenge, PendingUpload};
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
@@ -66,6 +66,19 @@ pub struct ContentRead {
     pub book: Book,
     pub read: BlobRead,
     pub media_type: String,
+    /// Changes whenever the bytes served change.
+    pub etag: String,
+}
+
+/// Which stored file to serve, its format, and its ETag.
+fn reading_file(book: &Book, original: bool) -> (ObjectKey, BookFormat, String) {
+    let sha = &book.content_sha256;
+    match (&book.ocr_result_key, &book.converted_epub_key) {
+        _ if original => (book.minio_key.clone(), book.original_format, sha.to_string()),
+        (Some(layered), _) => (layered.clone(), BookFormat::Pdf, format!("{sha}-ocr")),
+        (None, Some(epub)) => (epub.clone(), BookFormat::Epub, format!("{sha}-epub")),
+        (None, None) => (book.minio_key.clone(), book.original_format, sha.to_string()),
+    }
 }
 
 fn encode_cursor(book: &Book) -> String {
@@ -293,6 +306,7 @@ impl App {
             digitalization_confidence: canonical.initial_digitalization_confidence,
             meta: canonical.meta.clone(),
             conversion_status: (!content.format.is_readable_directly()).then(|| "pending".to_string()),
+            jobs: Vec::new(),
             now,
         };
         match self.store.insert_book(new).await? {
@@ -377,11 +391,27 @@ impl App {
         }
     }
 
-    pub async fn book_content(&self, who: &Principal, id: &BookId, range: Option<(u64, Option<u64>)>) -> AppResult<ContentRead> {
+    /// The file a reader opens — the layered PDF after OCR, the EPUB made from a converted format —
+    /// or, with `original`, the uploaded file itself (kept as it was).
+    pub async fn book_content(
+        &self,
+        who: &Principal,
+        id: &BookId,
+        range: Option<(u64, Option<u64>)>,
+        original: bool,
+    ) -> AppResult<ContentRead> {
         let book = self.store.book(&who.user_id, id, false).await?;
-        let read = self.blobs.get(&book.minio_key, range).await?;
-        let media_type = book.original_format.mime_type().to_string();
-        Ok(ContentRead { book, read, media_type })
+        let (key, format, etag) = reading_file(&book, original);
+        let read = self.blobs.get(&key, range).await?;
+        let media_type = format.mime_type().to_string();
+        Ok(ContentRead { book, read, media_type, etag })
+    }
+
+    /// The size of what [`App::book_content`] would serve (for suffix ranges).
+    pub async fn book_content_size(&self, who: &Principal, id: &BookId, original: bool) -> AppResult<u64> {
+        let book = self.store.book(&who.user_id, id, false).await?;
+        let (key, _, _) = reading_file(&book, original);
+        Ok(self.blobs.stat(&key).await?.ok_or(AppError::NotFound)?.size)
     }
 
     pub async fn book_cover(&self, who: &Principal, id: &BookId) -> AppResult<ContentRead> {
@@ -395,7 +425,8 @@ impl App {
         }
         .to_string();
         let read = self.blobs.get(&key, None).await?;
-        Ok(ContentRead { book, read, media_type })
+        let etag = format!("{}-cover-{}", book.id, book.version);
+        Ok(ContentRead { book, read, media_type, etag })
     }
 }
 

@@ -59,6 +59,40 @@ pub struct Limits {
 }
 
 /// The effective configuration. Serialising it (for `athena config show`) redacts secrets.
+/// Which OCR engine the worker runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OcrEngineKind {
+    PpOcr,
+    Tesseract,
+    Off,
+}
+
+/// The worker role: queues, time limits, conversion, OCR, watch folder.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerConfig {
+    pub cpu_concurrency: usize,
+    pub ocr_concurrency: usize,
+    pub embed_concurrency: usize,
+    pub max_attempts: u32,
+    pub lease_secs: u64,
+    pub timeout_conversion_secs: u64,
+    pub timeout_ocr_secs: u64,
+    pub timeout_indexing_secs: u64,
+    pub timeout_covers_secs: u64,
+    pub convert_memory_mb: u64,
+    pub ocr_engine: OcrEngineKind,
+    pub model_dir: PathBuf,
+    pub ort_dylib: PathBuf,
+    pub ocr_dpi: u32,
+    /// Page limits of the 1-, 2- and 3-unit tiers; more pages than the last is refused.
+    pub ocr_tiers: Vec<u32>,
+    pub ocr_free_units: u32,
+    pub cover_font: Option<PathBuf>,
+    pub watch_dir: Option<PathBuf>,
+    pub watch_user: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
     pub mode: Mode,
@@ -86,6 +120,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub global_dedup: bool,
     pub limits: Limits,
+    pub worker: WorkerConfig,
     pub log_format: String,
     pub log_level: String,
 }
@@ -340,6 +375,8 @@ impl Resolver {
             return Err(ConfigError::invalid(self.name("access_token_ttl_secs"), "must be between 1 and 86400"));
         }
 
+        let worker = self.worker()?;
+
         let log_format = self.text("log_format").unwrap_or("json").trim().to_ascii_lowercase();
         if log_format != "json" && log_format != "pretty" {
             return Err(ConfigError::invalid(self.name("log_format"), "must be json or pretty"));
@@ -367,8 +404,70 @@ impl Resolver {
             cors_origins,
             global_dedup: self.flag("global_dedup", true)?,
             limits,
+            worker,
             log_format,
             log_level: self.text("log_level").unwrap_or("info").to_string(),
+        })
+    }
+
+    fn worker(&self) -> Result<WorkerConfig, ConfigError> {
+        let positive = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            let v: u64 = self.parse(key, default, "a positive number")?;
+            if v == 0 {
+                return Err(ConfigError::invalid(self.name(key), "must be at least 1"));
+            }
+            Ok(v)
+        };
+        let ocr_engine = match self.text("ocr_engine").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("ppocr") | Some("pp-ocr") => OcrEngineKind::PpOcr,
+            Some("tesseract") => OcrEngineKind::Tesseract,
+            Some("off") | Some("none") => OcrEngineKind::Off,
+            Some(other) => {
+                return Err(ConfigError::invalid(self.name("ocr_engine"), format!("must be ppocr, tesseract or off, got `{other}`")))
+            }
+        };
+        let model_dir = PathBuf::from(self.text("model_dir").unwrap_or("./models"));
+        let ort_dylib =
+            self.text("ort_dylib").map(PathBuf::from).unwrap_or_else(|| model_dir.join("onnxruntime").join("libonnxruntime.so"));
+        let ocr_tiers = match self.text("ocr_tiers") {
+            None => vec![600, 1000, 2000],
+            Some(v) => {
+                let tiers: Result<Vec<u32>, _> = v.split(',').map(|t| t.trim().parse::<u32>()).collect();
+                match tiers {
+                    Ok(t) if !t.is_empty() && t.windows(2).all(|w| w[0] < w[1]) && t[0] > 0 => t,
+                    _ => return Err(ConfigError::invalid(self.name("ocr_tiers"), "must be increasing page counts, e.g. 600,1000,2000")),
+                }
+            }
+        };
+        let ocr_dpi: u32 = self.parse("ocr_dpi", 300, "a resolution in dpi")?;
+        if !(72..=600).contains(&ocr_dpi) {
+            return Err(ConfigError::invalid(self.name("ocr_dpi"), "must be between 72 and 600"));
+        }
+        let watch_dir = self.text("watch_dir").map(PathBuf::from);
+        let watch_user = self.text("watch_user").map(|s| s.trim().to_string());
+        if watch_dir.is_some() && watch_user.is_none() {
+            return Err(ConfigError::invalid("ATHENA_WATCH_USER", "is required when ATHENA_WATCH_DIR is set"));
+        }
+        Ok(WorkerConfig {
+            cpu_concurrency: positive("worker_cpu_concurrency", 2)? as usize,
+            ocr_concurrency: positive("worker_ocr_concurrency", 1)? as usize,
+            embed_concurrency: positive("worker_embed_concurrency", 1)? as usize,
+            max_attempts: positive("job_max_attempts", 3)? as u32,
+            lease_secs: positive("job_lease_secs", 60)?,
+            timeout_conversion_secs: positive("job_timeout_conversion_secs", 300)?,
+            timeout_ocr_secs: positive("job_timeout_ocr_secs", 1800)?,
+            timeout_indexing_secs: positive("job_timeout_indexing_secs", 600)?,
+            timeout_covers_secs: positive("job_timeout_covers_secs", 120)?,
+            convert_memory_mb: positive("convert_memory_mb", 4096)?,
+            ocr_engine,
+            model_dir,
+            ort_dylib,
+            ocr_dpi,
+            ocr_tiers,
+            ocr_free_units: self.parse("ocr_free_units", 3, "a number")?,
+            cover_font: self.text("cover_font").map(PathBuf::from),
+            watch_dir,
+            watch_user,
         })
     }
 

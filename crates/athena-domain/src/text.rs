@@ -154,6 +154,28 @@ impl ObjectKey {
         Self(format!("covers/{book}.{ext}"))
     }
 
+    /// `users/{user}/converted/{book}.epub`: the EPUB the worker made from a non-EPUB upload.
+    pub fn for_converted(user: &crate::UserId, book: &crate::BookId) -> Self {
+        Self(format!("users/{user}/converted/{book}.epub"))
+    }
+
+    /// `users/{user}/layered/{book}.pdf`: a book's OCR'd PDF (page images + invisible text).
+    pub fn for_layered(user: &crate::UserId, book: &crate::BookId) -> Self {
+        Self(format!("users/{user}/layered/{book}.pdf"))
+    }
+
+    /// `ocr/{sha256}.pdf`: the layered PDF of a content, kept for instant reuse by anyone who
+    /// uploads the same bytes.
+    pub fn for_ocr_content(sha: &ContentHash) -> Self {
+        Self(format!("ocr/{sha}.pdf"))
+    }
+
+    /// `text/{sha256}.jsonl`: a content's extracted text (one JSON section per line). Keyed by
+    /// the uploaded content, so it is extracted once however many users own the book.
+    pub fn for_text(sha: &ContentHash) -> Self {
+        Self(format!("text/{sha}.jsonl"))
+    }
+
     /// The key's segments after a prefix, if it starts with it.
     pub fn strip_prefix(&self, prefix: &str) -> Option<&str> {
         self.0.strip_prefix(prefix)

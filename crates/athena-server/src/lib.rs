@@ -229,6 +229,13 @@ impl Application {
             });
         }
         if self.roles.contains(&Role::Worker) {
+            athena_worker::install_descriptions();
+            let worker = athena_worker::Worker::new(self.app.clone());
+            let rx = stop_rx.clone();
+            tasks.spawn(async move {
+                worker.run(rx).await;
+                Ok(())
+            });
             let app = self.app.clone();
             let mut rx = stop_rx.clone();
             tasks.spawn(async move {

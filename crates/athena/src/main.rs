@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: StorageCommand,
     },
+    /// Background jobs: list, inspect, retry, cancel (the seed's Celery/flower habits).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Check every component and print a report; exits non-zero if unhealthy.
     Doctor {
         /// Print JSON instead of a table.
@@ -61,6 +66,33 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Queue figures and the newest jobs (filter by --queue, --state, --kind, --book).
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        /// queued, running, succeeded, dead, cancelled
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        book: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job in full, its last error included.
+    Show { id: String },
+    /// Queue a dead or cancelled job again, with fresh attempts.
+    Retry { id: String },
+    /// Cancel a queued or running job (a running one stops at its next heartbeat).
+    Cancel { id: String },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +172,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<ExitCode> {
             let detail = blobs.probe().await.map_err(|e| anyhow::anyhow!("storage check failed ({}): {e}", blobs.backend()))?;
             println!("storage ok ({}): {detail}", blobs.backend());
         }
+        Command::Jobs { command } => return jobs(command, config).await,
         Command::Doctor { json } => {
             let report = athena_server::doctor(config).await;
             if json {
@@ -156,4 +189,101 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn jobs(command: JobsCommand, config: Config) -> anyhow::Result<ExitCode> {
+    use athena_store::jobs::{Job, JobFilter};
+    let store = athena_server::backends::open_store(&config).await?;
+    store.migrate().await.context("migrations")?;
+    let parse_id = |id: &str| uuid::Uuid::parse_str(id.trim()).map_err(|_| anyhow::anyhow!("{id:?} is not a job id"));
+    let now = chrono::Utc::now();
+    let show = |job: &Job| serde_json::to_string_pretty(&job_json(job)).unwrap_or_default();
+    let code = match command {
+        JobsCommand::List { queue, state, kind, book, limit, json } => {
+            let filter = JobFilter {
+                queue: queue.map(|q| q.parse()).transpose().map_err(|e: String| anyhow::anyhow!("--queue: {e}"))?,
+                state: state.map(|s| s.parse()).transpose().map_err(|e: String| anyhow::anyhow!("--state: {e}"))?,
+                kind,
+                book_id: book.map(|b| b.parse()).transpose().map_err(|e| anyhow::anyhow!("--book: {e}"))?,
+                limit: limit.clamp(1, 1000),
+            };
+            let stats = store.queue_stats(now).await?;
+            let jobs = store.list_jobs(&filter).await?;
+            if json {
+                let stats: Vec<_> = stats
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({ "queue": s.queue.map(|q| q.as_str()), "ready": s.ready, "scheduled": s.scheduled,
+                            "running": s.running, "dead": s.dead, "succeeded": s.succeeded, "cancelled": s.cancelled })
+                    })
+                    .collect();
+                let jobs: Vec<_> = jobs.iter().map(job_json).collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "queues": stats, "jobs": jobs }))?);
+            } else {
+                println!("{:<12} {:>6} {:>9} {:>7} {:>5} {:>9}", "QUEUE", "READY", "SCHEDULED", "RUNNING", "DEAD", "SUCCEEDED");
+                for s in &stats {
+                    let q = s.queue.map(|q| q.as_str()).unwrap_or("-");
+                    println!("{q:<12} {:>6} {:>9} {:>7} {:>5} {:>9}", s.ready, s.scheduled, s.running, s.dead, s.succeeded);
+                }
+                println!();
+                println!("{:<36} {:<12} {:<14} {:<9} {:>7}  {:<20}  ERROR", "ID", "QUEUE", "KIND", "STATE", "TRIES", "UPDATED");
+                for j in &jobs {
+                    let error: String = j.last_error.as_deref().unwrap_or("").chars().take(60).collect();
+                    println!(
+                        "{:<36} {:<12} {:<14} {:<9} {:>3}/{:<3}  {:<20}  {error}",
+                        j.id,
+                        j.queue.as_str(),
+                        j.kind,
+                        j.state.as_str(),
+                        j.attempts,
+                        j.max_attempts,
+                        j.updated_at.format("%Y-%m-%d %H:%M:%S")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        JobsCommand::Show { id } => match store.job(parse_id(&id)?).await? {
+            Some(job) => {
+                println!("{}", show(&job));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("athena: no job {id}");
+                ExitCode::FAILURE
+            }
+        },
+        JobsCommand::Retry { id } => match store.retry_job(parse_id(&id)?, now).await? {
+            Some(job) => {
+                println!("{}", show(&job));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("athena: no job {id}");
+                ExitCode::FAILURE
+            }
+        },
+        JobsCommand::Cancel { id } => match store.cancel_job(parse_id(&id)?, now).await? {
+            Some(job) => {
+                println!("{}", show(&job));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("athena: no job {id}");
+                ExitCode::FAILURE
+            }
+        },
+    };
+    store.close().await;
+    Ok(code)
+}
+
+fn job_json(j: &athena_store::jobs::Job) -> serde_json::Value {
+    serde_json::json!({
+        "id": j.id, "queue": j.queue.as_str(), "kind": j.kind, "state": j.state.as_str(), "payload": j.payload,
+        "attempts": j.attempts, "max_attempts": j.max_attempts, "priority": j.priority, "run_at": j.run_at,
+        "lease_owner": j.lease_owner, "lease_expires_at": j.lease_expires_at, "last_error": j.last_error,
+        "user_id": j.user_id, "book_id": j.book_id, "created_at": j.created_at, "started_at": j.started_at,
+        "finished_at": j.finished_at, "updated_at": j.updated_at,
+    })
 }

@@ -767,3 +767,69 @@ async fn smtp_mails_the_login_code_instead_of_returning_it() {
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["data"]["email"], "mailed@example.com");
 }
+
+/// The OCR models fetched by `scripts/fetch-models.sh` (the test command does it).
+fn model_dir() -> PathBuf {
+    let dir = std::env::var("ATHENA_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    assert!(dir.join("ppocr/det.onnx").exists(), "OCR models missing in {}: run scripts/fetch-models.sh", dir.display());
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_ocr_then_restart_finishes_the_job_once() {
+    let env = Env::new().with("ATHENA_MODEL_DIR", &model_dir().display().to_string()).with("ATHENA_JOB_LEASE_SECS", "2");
+    let mut server = Server::start(&env, &["serve"]).await;
+    let token = server.login("ann@example.com").await;
+    let pdf = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf/scanned-shijing.pdf")).unwrap();
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(pdf).file_name("shijing.pdf"));
+    let r = server.client.post(server.url("/api/v1/books")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let book: Value = r.json().await.unwrap();
+    let id = book["data"]["id"].as_str().unwrap().to_string();
+    let r = server.client.post(server.url(&format!("/api/v1/books/{id}/ocr"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // Kill the worker once it has recognised a page or two of the six.
+    let started = Instant::now();
+    loop {
+        let (_, s) = server.get_json(&token, &format!("/api/v1/books/{id}/ocr/status")).await;
+        let done = s["data"]["pages_done"].as_i64().unwrap_or(0);
+        if done >= 1 {
+            assert!(done < 6, "OCR finished before the kill; the test needs a slower book");
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "OCR never started: {s}\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill9();
+
+    // A new process takes the job over once the dead one's lease runs out, and finishes it.
+    let server = Server::start(&env, &["serve"]).await;
+    let started = Instant::now();
+    loop {
+        let (_, s) = server.get_json(&token, &format!("/api/v1/books/{id}/ocr/status")).await;
+        if s["data"]["ocr_status"] == "completed" {
+            break;
+        }
+        assert_ne!(s["data"]["ocr_status"], "failed", "{s}");
+        assert!(started.elapsed() < Duration::from_secs(240), "OCR did not finish after restart: {s}\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for page in 1..=6 {
+        let (status, p) = server.get_json(&token, &format!("/api/v1/books/{id}/ocr/page/{page}")).await;
+        assert_eq!(status, 200, "page {page}: {p}");
+        assert!(!p["data"]["text"].as_str().unwrap().is_empty(), "page {page}");
+    }
+    let layered = server.client.get(server.url(&format!("/api/v1/books/{id}/content"))).bearer_auth(&token).send().await.unwrap();
+    assert!(layered.bytes().await.unwrap().starts_with(b"%PDF"));
+    drop(server);
+    // One job, run twice (the killed attempt and the one that finished); no duplicate.
+    let (status, out, err) = env.run(&["jobs", "list", "--kind", "book.ocr", "--json"]);
+    assert!(status.success(), "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let jobs = listed["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{listed}");
+    assert_eq!(jobs[0]["state"], "succeeded");
+    assert_eq!(jobs[0]["attempts"], 2);
+}

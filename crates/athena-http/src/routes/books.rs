@@ -21,6 +21,13 @@ pub struct ListParams {
     limit: Option<u32>,
 }
 
+#[derive(Deserialize, IntoParams)]
+pub struct ContentParams {
+    /// `true`: the file as uploaded, instead of what readers open (the EPUB made from a
+    /// converted format, or the layered PDF after OCR).
+    original: Option<bool>,
+}
+
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -175,30 +182,36 @@ fn stream_response(read: athena_app::ContentRead, ranged: bool, etag: &str, cach
 }
 
 /// The book file, streamed; honours `Range: bytes=…` (206 with `Content-Range`).
-#[utoipa::path(get, path = "/api/v1/books/{id}/content", tag = "books", params(("id" = String, Path), ("Range" = Option<String>, Header)),
+#[utoipa::path(get, path = "/api/v1/books/{id}/content", tag = "books", params(("id" = String, Path), ContentParams, ("Range" = Option<String>, Header)),
     security(("bearer" = [])), responses((status = 200, description = "the file"), (status = 206, description = "a byte range"),
     (status = 416, description = "range_not_satisfiable"), (status = 404, description = "not_found")))]
-pub async fn content(State(s): State<ApiState>, Auth(who): Auth, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn content(
+    State(s): State<ApiState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Query(variant): Query<ContentParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let id: BookId = path_id(&id)?;
+    let original = variant.original.unwrap_or(false);
     let range = match parse_range(&headers)? {
         RangeRequest::None => None,
         RangeRequest::From(start, end) => Some((start, end)),
         RangeRequest::Suffix(n) => {
-            let book = s.app.book(&who, &id).await?;
-            let size = book.size as u64;
+            let size = s.app.book_content_size(&who, &id, original).await?;
             if n == 0 || size == 0 {
                 return Err(ApiError::new("range_not_satisfiable", "the Range header is outside the file"));
             }
             Some((size.saturating_sub(n), None))
         }
     };
-    let read = s.app.book_content(&who, &id, range).await.map_err(|e| match e {
+    let read = s.app.book_content(&who, &id, range, original).await.map_err(|e| match e {
         athena_app::AppError::Validation { ref field, .. } if field == "range" => {
             ApiError::new("range_not_satisfiable", "the Range header is outside the file")
         }
         other => other.into(),
     })?;
-    let etag = read.book.content_sha256.to_string();
+    let etag = read.etag.clone();
     let mut response = stream_response(read, range.is_some(), &etag, "private, max-age=3600")?;
     if range.is_none() {
         *response.status_mut() = StatusCode::OK;
@@ -213,7 +226,7 @@ pub async fn content(State(s): State<ApiState>, Auth(who): Auth, Path(id): Path<
 pub async fn cover(State(s): State<ApiState>, Auth(who): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     let id: BookId = path_id(&id)?;
     let read = s.app.book_cover(&who, &id).await?;
-    let etag = format!("cover-{}-{}", read.book.id, read.book.version);
+    let etag = read.etag.clone();
     let mut response = stream_response(read, false, &etag, "private, max-age=86400")?;
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));

@@ -4,6 +4,7 @@
 pub(crate) mod auth;
 pub(crate) mod books;
 pub(crate) mod ops;
+pub(crate) mod processing;
 pub(crate) mod shelves;
 pub(crate) mod sync_upload;
 pub(crate) mod uploads;
@@ -51,6 +52,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/books/{id}/permanent", axum::routing::delete(books::delete_permanently))
         .route("/books/{id}/content", get(books::content))
         .route("/books/{id}/cover", get(books::cover))
+        .route("/books/{id}/processing/status", get(processing::status))
+        .route("/books/{id}/ocr", post(processing::request_ocr))
+        .route("/books/{id}/ocr/status", get(processing::ocr_status))
+        .route("/books/{id}/ocr/page/{n}", get(processing::ocr_page))
+        .route("/books/{id}/ocr/search", get(processing::ocr_search))
         .route("/shelves", post(shelves::create).get(shelves::list))
         .route("/shelves/{id}", get(shelves::get).patch(shelves::patch).delete(shelves::delete))
         .route("/shelves/{id}/items", post(shelves::add_item).get(shelves::items))

@@ -64,7 +64,14 @@ async fn launch(env: &BTreeMap<String, String>, clock: Arc<TestClock>) -> Runnin
     if std::env::var("ATHENA_TEST_LOG").is_ok() {
         athena_server::init_tracing(&config);
     }
-    let application = Application::build_with_clock(config, &[], clock).await.expect("application builds");
+    // The worker role runs only where a test asks for it (`ATHENA_TEST_WORKER=1`): elsewhere its
+    // jobs would change books under the test's feet; tests drive the queue with `Worker::drain`.
+    let roles: &[athena_server::Role] = if env.get("ATHENA_TEST_WORKER").map(String::as_str) == Some("1") {
+        &[]
+    } else {
+        &[athena_server::Role::Api, athena_server::Role::Sync]
+    };
+    let application = Application::build_with_clock(config, roles, clock).await.expect("application builds");
     let addr = application.api_addr().unwrap();
     let sync_base = application.sync_addrs().map(|(s, _)| format!("http://{s}")).unwrap_or_default();
     let metrics_base = application.sync_addrs().map(|(_, m)| format!("http://{m}")).unwrap_or_default();
@@ -75,6 +82,15 @@ async fn launch(env: &BTreeMap<String, String>, clock: Arc<TestClock>) -> Runnin
         let _ = rx.await;
     }));
     Running { base: format!("http://{addr}"), sync_base, metrics_base, sync, app, shutdown, task }
+}
+
+/// The OCR models fetched by `scripts/fetch-models.sh` (the test command does it).
+pub fn model_dir() -> PathBuf {
+    let dir = std::env::var("ATHENA_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    assert!(dir.join("ppocr/det.onnx").exists(), "OCR models missing in {}: run scripts/fetch-models.sh", dir.display());
+    dir
 }
 
 pub fn corpus() -> PathBuf {
@@ -153,6 +169,7 @@ impl TestApp {
         env.insert("ATHENA_SYNC_PORT".into(), "0".into());
         env.insert("ATHENA_METRICS_PORT".into(), "0".into());
         env.insert("ATHENA_LOG".into(), "warn".into());
+        env.insert("ATHENA_MODEL_DIR".into(), model_dir().display().to_string());
         let mut pg_database = None;
         let shares_database = extra.iter().any(|(k, _)| *k == "DATABASE_URL");
         if let (Backend::PostgresS3, false) = (backend, shares_database) {

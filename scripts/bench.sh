@@ -3,6 +3,7 @@
 # Not part of CI or scripts/test.sh: it takes minutes and its figures depend on the machine.
 #   scripts/bench.sh                      # all: startup, upload, list-sqlite, list-postgres
 #   scripts/bench.sh --only startup       # one (or a comma list); any other athena-bench flag passes through
+#   scripts/bench.sh --only processing    # builds the 200-book library first (bench_corpus.py + npm chinese-poetry)
 # Results: JSON lines on stdout (also appended to target/bench-results.jsonl); progress on stderr.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,5 +17,13 @@ if [[ " $* " != *" --only "* || "$*" == *postgres* ]]; then
   fi
 fi
 mkdir -p target
+if [[ "$*" == *processing* && ! -f target/bench-library/manifest.json ]]; then
+  # The 200-book library of ../shared/tools/bench_corpus.py, with the chinese-poetry npm package for the Chinese half.
+  mkdir -p target/bench-poetry
+  if [[ ! -d target/bench-poetry/package ]]; then
+    (cd target/bench-poetry && npm pack --silent chinese-poetry@2.0.1 >/dev/null && tar xzf chinese-poetry-2.0.1.tgz)
+  fi
+  python3 ../shared/tools/bench_corpus.py target/bench-library --books 200 --poetry target/bench-poetry/package/dist
+fi
 printf '{"run_started":"%s","host_cpus":%s}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(nproc)" >> target/bench-results.jsonl
 target/release/athena-bench "$@" | tee -a target/bench-results.jsonl

@@ -10,6 +10,8 @@ pub struct SweepReport {
     pub spool_files_removed: u64,
     pub pending_uploads_removed: u64,
     pub books_purged: u64,
+    /// Succeeded and cancelled jobs older than a week (dead ones stay for operators).
+    pub jobs_purged: u64,
 }
 
 impl App {
@@ -54,12 +56,12 @@ impl App {
                 break;
             }
             for book in old {
-                let keys = self.store.delete_book_permanently(&book.user_id, &book.id).await?;
-                self.free_objects(keys).await;
+                self.purge_book(&book.user_id, &book.id).await?;
                 report.books_purged += 1;
             }
         }
         self.store.prune_rate_events(now - Duration::days(1)).await?;
+        report.jobs_purged = self.store.purge_finished_jobs(now - Duration::days(7)).await?;
         Ok(report)
     }
 }

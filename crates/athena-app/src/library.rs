@@ -376,7 +376,17 @@ impl App {
 
     /// Deletes the row and frees storage once nothing references the bytes any more.
     pub async fn delete_book_permanently(&self, who: &Principal, id: &BookId) -> AppResult<()> {
-        let unreferenced = self.store.delete_book_permanently(&who.user_id, id).await?;
+        self.purge_book(&who.user_id, id).await
+    }
+
+    /// Deletes a book for good and frees what nothing references any more — its files, and the
+    /// text extracted from its content once no book has that content.
+    pub(crate) async fn purge_book(&self, user: &UserId, id: &BookId) -> AppResult<()> {
+        let book = self.store.book(user, id, true).await?;
+        let mut unreferenced = self.store.delete_book_permanently(user, id).await?;
+        if self.store.content(&book.content_sha256).await?.is_none() {
+            unreferenced.push(ObjectKey::for_text(&book.content_sha256));
+        }
         self.free_objects(unreferenced).await;
         Ok(())
     }

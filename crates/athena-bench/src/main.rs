@@ -2,13 +2,15 @@
 //! idle memory (vs `python3 -m http.server`), a 500 MB streamed upload (vs a local copy + fsync), and list latency
 //! at 10,000 books on SQLite and PostgreSQL under open-loop load (vs `GET /health` and the bare store query);
 //! and the sync service: change-capture throughput, change → client latency, and many idle streams (`sync_*`);
-//! and the job queue's enqueue and drain throughput, in-process (`queue-*`, which need no server binary).
+//! the job queue's enqueue and drain throughput, in-process (`queue-*`, which need no server binary), and book
+//! processing (metadata, cover, text) of the 200-book bench library by a worker process (`processing`).
 //! It spawns the release `athena serve` as a child process and talks to it over loopback only; every phase is
 //! bounded in time. Results print as JSON lines on stdout, progress on stderr. Run it through `scripts/bench.sh`;
 //! it is not part of the test suite. Figures and how to read them: `docs/PERFORMANCE.md`.
 
 mod list;
 mod load;
+mod processing;
 mod queue;
 mod server;
 mod startup;
@@ -88,6 +90,11 @@ struct Cli {
     queue_jobs: usize,
     #[arg(long, default_value_t = 4)]
     queue_claimers: usize,
+    /// Processing: the bench library folder (bench_corpus.py output) and the worker's cpu_default concurrency.
+    #[arg(long, default_value = "target/bench-library")]
+    library: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    processing_concurrency: usize,
     /// A PostgreSQL database to connect to for CREATE/DROP DATABASE (trust auth on loopback).
     #[arg(long, env = "ATHENA_BENCH_PG_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pg_admin_url: String,
@@ -106,6 +113,7 @@ enum Bench {
     SyncIdleStreams,
     QueueSqlite,
     QueuePostgres,
+    Processing,
 }
 
 impl Bench {
@@ -169,6 +177,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Bench::SyncIdleStreams => sync_idle::run(&athena, &scratch, &idle_opts).await?,
             Bench::QueueSqlite => queue::run(&scratch, SyncBackend::Sqlite, &cli.pg_admin_url, &queue_opts).await?,
             Bench::QueuePostgres => queue::run(&scratch, SyncBackend::Postgres, &cli.pg_admin_url, &queue_opts).await?,
+            Bench::Processing => {
+                let opts = processing::Options { library: cli.library.clone(), concurrency: cli.processing_concurrency.max(1) };
+                processing::run(&athena, &scratch, &opts).await?
+            }
         };
         println!("{report}");
     }

@@ -62,6 +62,7 @@ pub fn athena_with(bin: &Path, data_dir: &Path, args: &[&str], extra: &[(&str, S
         .env("ATHENA_API_PORT", "0")
         .env("POWERSYNC_PORT", "0")
         .env("ATHENA_METRICS_PORT", "0")
+        .env("ATHENA_WORKER_METRICS_PORT", "0")
         .env("ATHENA_MODE", "development")
         .env("ATHENA_LOG_FORMAT", "json");
     for (k, v) in extra {

@@ -75,6 +75,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         "gpu_high (OCR) jobs one worker runs at once (1: one book at a time)"
     ),
     s!("worker_embed_concurrency", ["ATHENA_WORKER_EMBED_CONCURRENCY"], false, "gpu_low (embedding) jobs one worker runs at once (1)"),
+    s!("worker_metrics_port", ["ATHENA_WORKER_METRICS_PORT"], false, "Prometheus port of a worker-only process (49092)"),
     s!("job_max_attempts", ["ATHENA_JOB_MAX_ATTEMPTS"], false, "tries before a job is dead-lettered (3)"),
     s!("job_lease_secs", ["ATHENA_JOB_LEASE_SECS"], false, "a running job's lease; a killed worker's job is retried after it (60)"),
     s!("job_timeout_conversion_secs", ["ATHENA_JOB_TIMEOUT_CONVERSION_SECS"], false, "time limit of a conversion (300)"),

@@ -71,6 +71,8 @@ pub enum OcrEngineKind {
 /// The worker role: queues, time limits, conversion, OCR, watch folder.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkerConfig {
+    /// Prometheus listener of a worker-only process.
+    pub metrics_port: u16,
     pub cpu_concurrency: usize,
     pub ocr_concurrency: usize,
     pub embed_concurrency: usize,
@@ -449,6 +451,7 @@ impl Resolver {
             return Err(ConfigError::invalid("ATHENA_WATCH_USER", "is required when ATHENA_WATCH_DIR is set"));
         }
         Ok(WorkerConfig {
+            metrics_port: self.parse("worker_metrics_port", 49092, "a port number (0-65535)")?,
             cpu_concurrency: positive("worker_cpu_concurrency", 2)? as usize,
             ocr_concurrency: positive("worker_ocr_concurrency", 1)? as usize,
             embed_concurrency: positive("worker_embed_concurrency", 1)? as usize,

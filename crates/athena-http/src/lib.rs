@@ -19,6 +19,6 @@ mod views;
 
 pub use error::ApiError;
 pub use health::{ComponentHealth, HealthCheck, HealthReport};
-pub use metrics::metrics_handle;
+pub use metrics::{metrics_handle, refresh_queue_gauges};
 pub use routes::router;
 pub use state::ApiState;

@@ -42,3 +42,17 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("athena_http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
     response
 }
+
+/// Sets the queue gauges from the database. They are read at scrape time, so they are true for the
+/// whole worker fleet whichever process is scraped (the seed's `redis-cli llen celery`).
+pub async fn refresh_queue_gauges(store: &dyn athena_store::Store) {
+    let Ok(stats) = store.queue_stats(chrono::Utc::now()).await else { return };
+    for q in stats {
+        let Some(queue) = q.queue else { continue };
+        let queue = queue.as_str();
+        metrics::gauge!("athena_queue_depth", "queue" => queue).set(q.ready as f64);
+        metrics::gauge!("athena_queue_scheduled", "queue" => queue).set(q.scheduled as f64);
+        metrics::gauge!("athena_queue_running", "queue" => queue).set(q.running as f64);
+        metrics::gauge!("athena_queue_dead", "queue" => queue).set(q.dead as f64);
+    }
+}

@@ -102,6 +102,47 @@ pub async fn doctor(mut config: Config) -> DoctorReport {
     };
     push("mail", t, mail);
 
+    // The worker's tools: missing ones are warnings (the rest of Athena works; those books say why they failed).
+    let t = Instant::now();
+    let calibre = if athena_convert::calibre_available() {
+        match athena_convert::calibre_version(&std::env::temp_dir()).await {
+            Ok(v) => Ok(("ok", format!("Calibre {v} (ebook-convert)"))),
+            Err(e) => Ok(("warn", format!("ebook-convert found but does not run: {e}"))),
+        }
+    } else {
+        Ok((
+            "warn",
+            "ebook-convert not found: MOBI, AZW3, FB2, TXT, RTF, DOCX … cannot be converted (install Debian's calibre)".to_string(),
+        ))
+    };
+    push("conversion", t, calibre);
+
+    let t = Instant::now();
+    let w = &config.worker;
+    let ocr = match w.ocr_engine {
+        athena_config::OcrEngineKind::Off => Ok(("ok", "turned off (ATHENA_OCR_ENGINE=off)".to_string())),
+        athena_config::OcrEngineKind::Tesseract => Ok(if athena_convert::sandbox::find_program("tesseract".as_ref()).is_some() {
+            ("ok", "Tesseract".to_string())
+        } else {
+            ("warn", "tesseract not found".to_string())
+        }),
+        athena_config::OcrEngineKind::PpOcr => {
+            let missing: Vec<String> = ["ppocr/det.onnx", "ppocr/rec.onnx", "ppocr/cls.onnx"]
+                .iter()
+                .map(|f| w.model_dir.join(f))
+                .chain(std::iter::once(w.ort_dylib.clone()))
+                .filter(|p| !p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
+            if missing.is_empty() {
+                Ok(("ok", format!("PP-OCR models in {}", w.model_dir.display())))
+            } else {
+                Ok(("warn", format!("PP-OCR files missing (run scripts/fetch-models.sh): {}", missing.join(", "))))
+            }
+        }
+    };
+    push("ocr", t, ocr);
+
     let healthy = checks.iter().all(|c| c.status != "fail");
     DoctorReport { healthy, checks }
 }

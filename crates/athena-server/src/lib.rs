@@ -55,6 +55,8 @@ pub struct Application {
     roles: Vec<Role>,
     api: Option<(TcpListener, axum::Router)>,
     sync: Option<SyncRole>,
+    /// A worker-only process's own Prometheus listener (others expose the worker's metrics on theirs).
+    worker_metrics: Option<TcpListener>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
 }
 
@@ -150,7 +152,13 @@ impl Application {
         } else {
             None
         };
-        Ok(Self { app, roles, api, sync, stop: (stop_tx, stop_rx) })
+        let worker_metrics = if roles.contains(&Role::Worker) && api.is_none() && sync.is_none() {
+            let addr = std::net::SocketAddr::from((config.bind, config.worker.metrics_port));
+            Some(TcpListener::bind(addr).await.with_context(|| format!("binding the worker metrics port {addr}"))?)
+        } else {
+            None
+        };
+        Ok(Self { app, roles, api, sync, worker_metrics, stop: (stop_tx, stop_rx) })
     }
 
     /// The bound API address (with the real port when 0 was asked for).
@@ -226,6 +234,31 @@ impl Application {
                     })
                     .await
                     .context("API server")
+            });
+        }
+        if let Some(listener) = self.worker_metrics {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, role = "metrics", "listening");
+            let handle = athena_http::metrics_handle();
+            let store = self.app.store.clone();
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let (handle, store) = (handle.clone(), store.clone());
+                    async move {
+                        athena_http::refresh_queue_gauges(&*store).await;
+                        ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+                    }
+                }),
+            );
+            let mut rx = stop_rx.clone();
+            tasks.spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await
+                    .context("worker metrics server")
             });
         }
         if self.roles.contains(&Role::Worker) {

@@ -119,6 +119,14 @@ async fn epub_and_pdf_get_webp_covers_and_text(backend: Backend) {
     // Running everything again changes nothing (idempotent tasks; dedup while unfinished).
     let again = Worker::new(t.app.clone()).drain().await.unwrap();
     assert!(again.is_empty(), "{again:?}");
+    // Deleting the only book with that content frees its derived files too.
+    let sha = t.app.store.book_for_job(&lunyu.parse::<BookId>().unwrap()).await.unwrap().content_sha256;
+    let cover = ObjectKey::for_cover(&lunyu.parse::<BookId>().unwrap(), "webp");
+    assert!(t.app.blobs.stat(&cover).await.unwrap().is_some());
+    let r = t.delete(&ann, &format!("/api/v1/books/{lunyu}/permanent")).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(t.app.blobs.stat(&ObjectKey::for_text(&sha)).await.unwrap().is_none(), "text freed");
+    assert!(t.app.blobs.stat(&cover).await.unwrap().is_none(), "cover freed");
     t.stop().await;
 }
 

@@ -833,3 +833,28 @@ async fn kill_9_during_ocr_then_restart_finishes_the_job_once() {
     assert_eq!(jobs[0]["state"], "succeeded");
     assert_eq!(jobs[0]["attempts"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_only_process_serves_queue_metrics() {
+    let env = Env::new().with("ATHENA_WORKER_METRICS_PORT", "0");
+    let mut child =
+        env.command(&["serve", "--role", "worker"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            let f = v.get("fields").unwrap_or(&v);
+            if f["message"] == "listening" && f["role"] == "metrics" {
+                let _ = tx.send(f["addr"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(DEADLINE).expect("the worker announces its metrics listener");
+    let body = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    for queue in ["gpu_high", "gpu_low", "cpu_default"] {
+        assert!(body.contains(&format!("athena_queue_depth{{queue=\"{queue}\"}} 0")), "{queue}:\n{body}");
+    }
+}

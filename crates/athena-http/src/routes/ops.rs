@@ -20,18 +20,7 @@ pub async fn metrics(State(s): State<ApiState>) -> Response {
     metrics::gauge!("athena_db_pool_connections", "state" => "total").set(f64::from(pool.size));
     metrics::gauge!("athena_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
     metrics::gauge!("athena_db_pool_connections", "state" => "max").set(f64::from(pool.max));
-    // Queue figures come from the database at scrape time: they are true for the whole worker
-    // fleet, whichever process is scraped (the seed's `redis-cli llen celery`).
-    if let Ok(stats) = s.app.store.queue_stats(s.app.clock.now()).await {
-        for q in stats {
-            let Some(queue) = q.queue else { continue };
-            let queue = queue.as_str();
-            metrics::gauge!("athena_queue_depth", "queue" => queue).set(q.ready as f64);
-            metrics::gauge!("athena_queue_scheduled", "queue" => queue).set(q.scheduled as f64);
-            metrics::gauge!("athena_queue_running", "queue" => queue).set(q.running as f64);
-            metrics::gauge!("athena_queue_dead", "queue" => queue).set(q.dead as f64);
-        }
-    }
+    crate::metrics::refresh_queue_gauges(&*s.app.store).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 

@@ -19,6 +19,10 @@ psql "$ATHENA_TEST_DATABASE_URL" -qtAc 'select 1' >/dev/null
 
 step "worker tools (Calibre, Poppler, Tesseract, CJK font) and OCR models"
 bash scripts/install-deps.sh
+# The shared corpus sits next to the repository (CI lays a copy there).
+if [[ -z "${ATHENA_CORPUS:-}" && -f "$ROOT/../shared/corpus/truth.json" ]]; then
+  export ATHENA_CORPUS="$ROOT/../shared/corpus"
+fi
 export ATHENA_TEST_MODEL_DIR="${ATHENA_TEST_MODEL_DIR:-$ROOT/models}"
 # Calibre refuses to start its Qt parts as root without an offscreen platform.
 export QT_QPA_PLATFORM=offscreen

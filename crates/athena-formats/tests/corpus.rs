@@ -6,7 +6,12 @@ use std::time::Instant;
 use athena_formats::{inspect_file, quick_metadata, sniff_file, BookFormat, FormatError, Limits, QuickMetadata};
 
 fn corpus() -> PathBuf {
-    PathBuf::from(std::env::var("ATHENA_CORPUS").unwrap_or_else(|_| "/work/shared/corpus".into()))
+    std::env::var_os("ATHENA_CORPUS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), PathBuf::from("/work/shared/corpus")])
+        .find(|d| d.join("truth.json").is_file())
+        .expect("the shared corpus (set ATHENA_CORPUS, or keep shared/ next to the repository)")
 }
 
 fn files_in(dir: &str) -> Vec<PathBuf> {

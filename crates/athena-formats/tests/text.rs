@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use athena_formats::{extract_epub_text, quick_metadata, BookFormat, ExtractSummary, FormatError, Limits, TextSection};
 
 fn corpus() -> PathBuf {
-    PathBuf::from(std::env::var("ATHENA_CORPUS").unwrap_or_else(|_| "/work/shared/corpus".into()))
+    std::env::var_os("ATHENA_CORPUS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), PathBuf::from("/work/shared/corpus")])
+        .find(|d| d.join("truth.json").is_file())
+        .expect("the shared corpus (set ATHENA_CORPUS, or keep shared/ next to the repository)")
 }
 
 fn files_in(dir: &str) -> Vec<PathBuf> {

@@ -152,10 +152,20 @@ fn summarise(stderr: &str) -> String {
 mod tests {
     use super::*;
 
+    fn scanned_en() -> std::path::PathBuf {
+        std::env::var_os("ATHENA_CORPUS")
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), "/work/shared/corpus".into()])
+            .find(|d| d.join("truth.json").is_file())
+            .expect("the shared corpus")
+            .join("pdf/scanned-en.pdf")
+    }
+
     #[test]
     fn missing_tool_is_tool_missing() {
         let dir = std::env::temp_dir();
-        let pdf = Path::new("/work/shared/corpus/pdf/scanned-en.pdf");
+        let pdf = &scanned_en();
         let err = render_with_tool(OsStr::new("/nonexistent/pdftoppm-not-here"), pdf, 400, Duration::from_secs(5), &dir).unwrap_err();
         assert_eq!(err.reason_code(), "tool_missing");
     }
@@ -170,7 +180,7 @@ mod tests {
         let mut perms = std::fs::metadata(&script).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(&script, perms).unwrap();
-        let pdf = Path::new("/work/shared/corpus/pdf/scanned-en.pdf");
+        let pdf = &scanned_en();
         let started = std::time::Instant::now();
         let err = render_with_tool(script.as_os_str(), pdf, 400, Duration::from_millis(300), dir.path()).unwrap_err();
         assert_eq!(err.reason_code(), "render_timeout");
@@ -181,9 +191,7 @@ mod tests {
 
     #[test]
     fn widths_outside_the_range_are_refused() {
-        let err =
-            pdf_first_page_png(Path::new("/work/shared/corpus/pdf/scanned-en.pdf"), 100_000, Duration::from_secs(5), &std::env::temp_dir())
-                .unwrap_err();
+        let err = pdf_first_page_png(&scanned_en(), 100_000, Duration::from_secs(5), &std::env::temp_dir()).unwrap_err();
         assert_eq!(err.reason_code(), "invalid_argument");
     }
 }

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::path::Path;
 
 use athena_media::{cover_webp, MediaLimits};
 
@@ -18,7 +17,7 @@ fn peak_rss_kib() -> u64 {
 
 #[test]
 fn image_bomb_refusal_uses_bounded_memory() {
-    let (_, bytes) = common::epub_cover(Path::new("/work/shared/corpus/bad/image-bomb-cover.epub")).unwrap();
+    let (_, bytes) = common::epub_cover(&common::corpus().join("bad/image-bomb-cover.epub")).unwrap();
     let before = peak_rss_kib();
     for _ in 0..20 {
         let err = cover_webp(&bytes, &MediaLimits::default()).unwrap_err();

@@ -34,7 +34,7 @@ fn corpus_covers_become_400_wide_webp() {
 
 #[test]
 fn a_large_real_cover_is_scaled_to_exactly_400() {
-    let (name, bytes) = common::epub_cover(Path::new("/work/shared/corpus/epub/accessible_epub_3.epub")).expect("cover");
+    let (name, bytes) = common::epub_cover(&common::corpus().join("epub/accessible_epub_3.epub")).expect("cover");
     let original = image::load_from_memory(&bytes).unwrap();
     assert!(original.width() > 400, "{name} should be a large cover");
     let out = decode_webp(&cover_webp(&bytes, &MediaLimits::default()).unwrap());
@@ -44,7 +44,7 @@ fn a_large_real_cover_is_scaled_to_exactly_400() {
 #[test]
 fn chinese_corpus_covers_convert() {
     for book in ["lunyu", "guwenguanzhi", "tangshi300"] {
-        let path = format!("/work/shared/corpus/zh/{book}.epub");
+        let path = common::corpus().join(format!("zh/{book}.epub"));
         let (_, bytes) = common::epub_cover(Path::new(&path)).expect("cover");
         let out = decode_webp(&cover_webp(&bytes, &MediaLimits::default()).unwrap());
         assert!(out.width() > 0 && out.width() <= 400);
@@ -53,7 +53,7 @@ fn chinese_corpus_covers_convert() {
 
 #[test]
 fn image_bomb_is_refused_fast_before_decoding() {
-    let (_, bytes) = common::epub_cover(Path::new("/work/shared/corpus/bad/image-bomb-cover.epub")).expect("bomb cover entry");
+    let (_, bytes) = common::epub_cover(&common::corpus().join("bad/image-bomb-cover.epub")).expect("bomb cover entry");
     let started = Instant::now();
     let err = cover_webp(&bytes, &MediaLimits::default()).unwrap_err();
     let elapsed = started.elapsed();
@@ -65,7 +65,7 @@ fn image_bomb_is_refused_fast_before_decoding() {
 
 #[test]
 fn pixel_limit_is_configurable() {
-    let (_, bytes) = common::epub_cover(Path::new("/work/shared/corpus/zh/lunyu.epub")).unwrap();
+    let (_, bytes) = common::epub_cover(&common::corpus().join("zh/lunyu.epub")).unwrap();
     let limits = MediaLimits { max_pixels: 1000, ..MediaLimits::default() };
     assert_eq!(cover_webp(&bytes, &limits).unwrap_err().reason_code(), "image_too_large");
 }
@@ -82,11 +82,11 @@ fn garbage_and_truncated_images_are_typed_errors() {
     let err = cover_webp(b"this is not an image at all", &MediaLimits::default()).unwrap_err();
     assert_eq!(err.reason_code(), "image_unsupported_format");
 
-    let random = std::fs::read("/work/shared/corpus/bad/random-bytes.epub").unwrap();
+    let random = std::fs::read(common::corpus().join("bad/random-bytes.epub")).unwrap();
     let err = cover_webp(&random, &MediaLimits::default()).unwrap_err();
     assert_eq!(err.reason_code(), "image_unsupported_format");
 
-    let (_, bytes) = common::epub_cover(Path::new("/work/shared/corpus/zh/lunyu.epub")).unwrap();
+    let (_, bytes) = common::epub_cover(&common::corpus().join("zh/lunyu.epub")).unwrap();
     let truncated = &bytes[..bytes.len() / 2];
     let err = cover_webp(truncated, &MediaLimits::default()).unwrap_err();
     assert_eq!(err.reason_code(), "image_decode_failed", "{err}");
@@ -94,7 +94,7 @@ fn garbage_and_truncated_images_are_typed_errors() {
 
 #[test]
 fn every_supported_input_format_is_accepted() {
-    let (_, bytes) = common::epub_cover(Path::new("/work/shared/corpus/zh/lunyu.epub")).unwrap();
+    let (_, bytes) = common::epub_cover(&common::corpus().join("zh/lunyu.epub")).unwrap();
     let original = image::load_from_memory(&bytes).unwrap();
     for format in
         [image::ImageFormat::Png, image::ImageFormat::Jpeg, image::ImageFormat::Gif, image::ImageFormat::Bmp, image::ImageFormat::WebP]

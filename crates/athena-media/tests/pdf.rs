@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use athena_media::pdf_first_page_png;
 
+mod common;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn png_size(png: &[u8]) -> (u32, u32) {
@@ -16,7 +18,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 fn corpus_pdfs_render_page_one_at_the_requested_width() {
     for name in ["text-layer-zh", "scanned-shijing", "scanned-en"] {
         let tmp = tempfile::tempdir().unwrap();
-        let pdf = format!("/work/shared/corpus/pdf/{name}.pdf");
+        let pdf = common::corpus().join(format!("pdf/{name}.pdf"));
         let png = pdf_first_page_png(Path::new(&pdf), 400, TIMEOUT, tmp.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (w, h) = png_size(&png);
         assert_eq!(w, 400, "{name}");
@@ -33,7 +35,7 @@ fn corpus_pdfs_render_page_one_at_the_requested_width() {
 #[test]
 fn not_a_pdf_is_a_clean_render_failure() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = pdf_first_page_png(Path::new("/work/shared/corpus/bad/not-a-pdf.pdf"), 400, TIMEOUT, tmp.path()).unwrap_err();
+    let err = pdf_first_page_png(&common::corpus().join("bad/not-a-pdf.pdf"), 400, TIMEOUT, tmp.path()).unwrap_err();
     assert_eq!(err.reason_code(), "render_failed", "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
@@ -44,8 +46,8 @@ fn not_a_pdf_is_a_clean_render_failure() {
 #[test]
 fn broken_xref_is_recovered_by_poppler_as_a_blank_letter_page() {
     let tmp = tempfile::tempdir().unwrap();
-    let png = pdf_first_page_png(Path::new("/work/shared/corpus/bad/broken-xref.pdf"), 400, TIMEOUT, tmp.path())
-        .expect("poppler recovers this file");
+    let png =
+        pdf_first_page_png(&common::corpus().join("bad/broken-xref.pdf"), 400, TIMEOUT, tmp.path()).expect("poppler recovers this file");
     assert_eq!(png_size(&png), (400, 518)); // 400 × 792/612
     let gray = image::load_from_memory(&png).unwrap().to_luma8();
     assert!(gray.pixels().all(|p| p.0[0] == 255), "the page has no content");
@@ -56,7 +58,7 @@ fn missing_and_empty_inputs_fail_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let err = pdf_first_page_png(Path::new("/nonexistent.pdf"), 400, TIMEOUT, tmp.path()).unwrap_err();
     assert_eq!(err.reason_code(), "render_failed");
-    let err = pdf_first_page_png(Path::new("/work/shared/corpus/bad/empty.epub"), 400, TIMEOUT, tmp.path()).unwrap_err();
+    let err = pdf_first_page_png(&common::corpus().join("bad/empty.epub"), 400, TIMEOUT, tmp.path()).unwrap_err();
     assert_eq!(err.reason_code(), "render_failed");
 }
 
@@ -82,8 +84,8 @@ fn degenerate_page_shapes_are_cropped_to_three_times_the_width() {
 #[test]
 fn a_tiny_timeout_is_a_render_timeout() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = pdf_first_page_png(Path::new("/work/shared/corpus/pdf/scanned-shijing.pdf"), 4000, Duration::from_millis(1), tmp.path())
-        .unwrap_err();
+    let err =
+        pdf_first_page_png(&common::corpus().join("pdf/scanned-shijing.pdf"), 4000, Duration::from_millis(1), tmp.path()).unwrap_err();
     assert_eq!(err.reason_code(), "render_timeout", "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

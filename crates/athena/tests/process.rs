@@ -782,7 +782,13 @@ async fn kill_9_during_ocr_then_restart_finishes_the_job_once() {
     let env = Env::new().with("ATHENA_MODEL_DIR", &model_dir().display().to_string()).with("ATHENA_JOB_LEASE_SECS", "2");
     let mut server = Server::start(&env, &["serve"]).await;
     let token = server.login("ann@example.com").await;
-    let pdf = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pdf/scanned-shijing.pdf")).unwrap();
+    let corpus = std::env::var_os("ATHENA_CORPUS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), PathBuf::from("/work/shared/corpus")])
+        .find(|d| d.join("truth.json").is_file())
+        .expect("the shared corpus");
+    let pdf = std::fs::read(corpus.join("pdf/scanned-shijing.pdf")).unwrap();
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(pdf).file_name("shijing.pdf"));
     let r = server.client.post(server.url("/api/v1/books")).bearer_auth(&token).multipart(form).send().await.unwrap();
     let book: Value = r.json().await.unwrap();

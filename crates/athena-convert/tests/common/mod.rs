@@ -5,7 +5,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    std::env::var_os("ATHENA_CORPUS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), PathBuf::from("/work/shared/corpus")])
+        .find(|d| d.join("truth.json").is_file())
+        .expect("the shared corpus (set ATHENA_CORPUS, or keep shared/ next to the repository)")
 }
 
 pub struct Epub {

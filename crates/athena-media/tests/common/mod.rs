@@ -5,7 +5,15 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub const CORPUS: &str = "/work/shared/corpus";
+/// The shared test corpus: `ATHENA_CORPUS`, else `shared/corpus` next to the repository.
+pub fn corpus() -> PathBuf {
+    std::env::var_os("ATHENA_CORPUS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), PathBuf::from("/work/shared/corpus")])
+        .find(|d| d.join("truth.json").is_file())
+        .expect("the shared corpus (set ATHENA_CORPUS, or keep shared/ next to the repository)")
+}
 
 /// Entries larger than this are not read, even in tests (the image bomb is 170 KB compressed).
 const MAX_ENTRY: u64 = 64 * 1024 * 1024;
@@ -84,7 +92,7 @@ pub fn epub_cover(path: &Path) -> Option<(String, Vec<u8>)> {
 pub fn corpus_covers() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for dir in ["zh", "epub"] {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(Path::new(CORPUS).join(dir))
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(corpus().join(dir))
             .expect("corpus folder exists")
             .map(|e| e.expect("readable dir entry").path())
             .filter(|p| p.extension().is_some_and(|e| e == "epub"))

@@ -95,7 +95,8 @@ pub fn model_dir() -> PathBuf {
 
 pub fn corpus() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for candidate in [here.join("../../../shared/corpus"), here.join("../../shared/corpus"), PathBuf::from("/work/shared/corpus")] {
+    let from_env = std::env::var_os("ATHENA_CORPUS").map(PathBuf::from);
+    for candidate in from_env.into_iter().chain([here.join("../../../shared/corpus"), PathBuf::from("/work/shared/corpus")]) {
         if candidate.join("truth.json").exists() {
             return candidate;
         }

@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use athena_media::{cover_webp, MediaLimits};
 
 /// Peak resident set size of this process in KiB (Linux `VmHWM`).

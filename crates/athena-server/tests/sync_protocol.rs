@@ -96,6 +96,7 @@ on_both_backends!(
     changed_rules_resync_without_checksum_failures,
     restart_resumes_from_the_clients_position,
     many_connects_and_disconnects_leave_nothing_behind,
+    worker_results_reach_synced_clients,
 );
 
 struct Reader {
@@ -309,6 +310,31 @@ async fn rest_writes_arrive_as_diffs(backend: Backend) {
     t.delete(&ann, &format!("/api/v1/books/{id}/permanent")).send().await.unwrap();
     mirror.apply(&reader.round().await);
     assert!(mirror.books().is_empty(), "the REMOVE arrived");
+    t.stop().await;
+}
+
+/// Conversion, metadata and cover written by the worker arrive at a connected client as a diff.
+async fn worker_results_reach_synced_clients(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let (_, book) = t.upload(&ann, &corpus().join("convert/lunyu.mobi")).await;
+    let id = book["data"]["id"].as_str().unwrap().to_string();
+    let mut reader = Reader::open(&t.sync_base, &ann, json!({"buckets": []})).await;
+    let mut mirror = Mirror::default();
+    mirror.apply(&reader.round().await);
+    assert_eq!(mirror.books()[0]["conversion_status"], "pending");
+
+    athena_worker::Worker::new(t.app.clone()).drain().await.unwrap();
+    let started = std::time::Instant::now();
+    while mirror.books()[0]["cover_url"].as_str().is_none_or(|c| !c.ends_with(".webp")) {
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", mirror.books());
+        mirror.apply(&reader.round().await);
+    }
+    let synced = mirror.books()[0].clone();
+    assert_eq!(synced["id"], id);
+    assert_eq!(synced["conversion_status"], "completed", "{synced}");
+    assert!(synced["converted_epub_key"].as_str().unwrap().ends_with(".epub"));
+    assert_eq!(synced["title"], "论语");
     t.stop().await;
 }
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(calibre poppler-utils tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng fonts-wqy-microhei util-linux)
+PACKAGES=(calibre poppler-utils tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng fonts-wqy-microhei util-linux nginx)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -92,6 +92,25 @@ pub const SETTINGS: &[SettingSpec] = &[
     s!("cover_font", ["ATHENA_COVER_FONT"], false, "font file for generated covers (default: a system CJK font)"),
     s!("watch_dir", ["ATHENA_WATCH_DIR"], false, "inbox folder whose files are imported (unset = off)"),
     s!("watch_user", ["ATHENA_WATCH_USER"], false, "email of the user watch-folder imports belong to"),
+    s!(
+        "backup_objects",
+        ["ATHENA_BACKUP_OBJECTS"],
+        false,
+        "where backups copy objects: a folder, or s3://bucket/prefix (BACKUP_DIR/objects)"
+    ),
+    s!("backup_s3_endpoint", ["ATHENA_BACKUP_S3_ENDPOINT"], false, "S3 endpoint of an s3:// backup target (default: MINIO_ENDPOINT)"),
+    s!("backup_s3_access_key", ["ATHENA_BACKUP_S3_ACCESS_KEY"], false, "S3 access key of the backup target (default: MINIO_ACCESS_KEY)"),
+    s!("backup_s3_secret_key", ["ATHENA_BACKUP_S3_SECRET_KEY"], true, "S3 secret key of the backup target (default: MINIO_SECRET_KEY)"),
+    s!("backup_offsite_dir", ["ATHENA_BACKUP_OFFSITE_DIR"], false, "folder backup sets are copied to after each backup (unset = none)"),
+    s!("backup_keep_days", ["ATHENA_BACKUP_KEEP_DAYS"], false, "days backup sets are kept in the backup dir (7)"),
+    s!("backup_offsite_keep_days", ["ATHENA_BACKUP_OFFSITE_KEEP_DAYS"], false, "days backup sets are kept offsite (30)"),
+    s!("backup_at", ["ATHENA_BACKUP_AT"], false, "UTC time of the daily backup by the worker role, HH:MM (02:00; off = none)"),
+    s!(
+        "backup_sqlite_interval_minutes",
+        ["ATHENA_BACKUP_SQLITE_INTERVAL_MINUTES"],
+        false,
+        "minutes between the worker's SQLite snapshots, the RPO on SQLite (10; 0 = off)"
+    ),
     s!("log_format", ["ATHENA_LOG_FORMAT"], false, "json (default) or pretty"),
     s!("log_level", ["ATHENA_LOG", "RUST_LOG"], false, "tracing filter (info)"),
 ];

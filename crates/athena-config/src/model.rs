@@ -95,6 +95,29 @@ pub struct WorkerConfig {
     pub watch_user: Option<String>,
 }
 
+/// Where backups copy objects to.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackupObjects {
+    /// A local folder (default `BACKUP_DIR/objects`).
+    Folder { path: PathBuf },
+    /// `s3://bucket/prefix`: the main S3 endpoint and credentials unless `ATHENA_BACKUP_S3_*` say otherwise.
+    S3 { endpoint: String, bucket: String, prefix: String, region: String, access_key: String, secret_key: Secret },
+}
+
+/// Backups: object target, offsite copy, retention and the worker's schedule.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupConfig {
+    pub objects: BackupObjects,
+    pub offsite_dir: Option<PathBuf>,
+    pub keep_days: u32,
+    pub offsite_keep_days: u32,
+    /// UTC (hour, minute) of the daily backup; `None` = off.
+    pub at: Option<(u32, u32)>,
+    /// Minutes between SQLite snapshots (the RPO on SQLite); 0 = off.
+    pub sqlite_interval_minutes: u32,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
     pub mode: Mode,
@@ -123,6 +146,7 @@ pub struct Config {
     pub global_dedup: bool,
     pub limits: Limits,
     pub worker: WorkerConfig,
+    pub backup: BackupConfig,
     pub log_format: String,
     pub log_level: String,
 }
@@ -378,6 +402,7 @@ impl Resolver {
         }
 
         let worker = self.worker()?;
+        let backup = self.backup(&backup_dir, s3.as_ref())?;
 
         let log_format = self.text("log_format").unwrap_or("json").trim().to_ascii_lowercase();
         if log_format != "json" && log_format != "pretty" {
@@ -407,6 +432,7 @@ impl Resolver {
             global_dedup: self.flag("global_dedup", true)?,
             limits,
             worker,
+            backup,
             log_format,
             log_level: self.text("log_level").unwrap_or("info").to_string(),
         })
@@ -471,6 +497,64 @@ impl Resolver {
             cover_font: self.text("cover_font").map(PathBuf::from),
             watch_dir,
             watch_user,
+        })
+    }
+
+    fn backup(&self, backup_dir: &Path, s3: Option<&S3Config>) -> Result<BackupConfig, ConfigError> {
+        let objects = match self.text("backup_objects").map(str::trim) {
+            None => BackupObjects::Folder { path: backup_dir.join("objects") },
+            Some(v) if v.starts_with("s3://") => {
+                let rest = &v["s3://".len()..];
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(ConfigError::invalid(self.name("backup_objects"), "must be s3://bucket/prefix"));
+                }
+                let endpoint = match self.url("backup_s3_endpoint", &["http", "https"])? {
+                    Some(e) => e,
+                    None => s3.map(|s| s.endpoint.clone()).ok_or_else(|| {
+                        ConfigError::invalid(
+                            self.name("backup_objects"),
+                            "is an s3:// URL but neither ATHENA_BACKUP_S3_ENDPOINT nor MINIO_ENDPOINT is set",
+                        )
+                    })?,
+                };
+                let access_key = self.text("backup_s3_access_key").map(str::to_string).or_else(|| s3.map(|s| s.access_key.clone()));
+                let secret_key = self.text("backup_s3_secret_key").map(Secret::new).or_else(|| s3.map(|s| s.secret_key.clone()));
+                let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
+                    return Err(ConfigError::invalid(
+                        "ATHENA_BACKUP_S3_ACCESS_KEY/ATHENA_BACKUP_S3_SECRET_KEY",
+                        "are required for an s3:// backup target",
+                    ));
+                };
+                BackupObjects::S3 {
+                    endpoint,
+                    bucket: bucket.to_string(),
+                    prefix: prefix.trim_matches('/').to_string(),
+                    region: s3.map(|s| s.region.clone()).unwrap_or_else(|| "us-east-1".to_string()),
+                    access_key,
+                    secret_key,
+                }
+            }
+            Some(v) => BackupObjects::Folder { path: PathBuf::from(v) },
+        };
+        let at = match self.text("backup_at").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Some((2, 0)),
+            Some(v) if v == "off" || v == "none" => None,
+            Some(v) => {
+                let parsed = v.split_once(':').and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)));
+                match parsed {
+                    Some((h, m)) if h < 24 && m < 60 => Some((h, m)),
+                    _ => return Err(ConfigError::invalid(self.name("backup_at"), format!("must be HH:MM (UTC) or off, got `{v}`"))),
+                }
+            }
+        };
+        Ok(BackupConfig {
+            objects,
+            offsite_dir: self.text("backup_offsite_dir").map(PathBuf::from),
+            keep_days: self.parse("backup_keep_days", 7, "a number of days")?,
+            offsite_keep_days: self.parse("backup_offsite_keep_days", 30, "a number of days")?,
+            at,
+            sqlite_interval_minutes: self.parse("backup_sqlite_interval_minutes", 10, "a number of minutes")?,
         })
     }
 

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ComponentHealth {
-    /// `ok`, `degraded` (works, with a warning) or `down`.
+    /// `ok`, `degraded` (works, with a warning), `down`, or `warn` (needs an operator's attention,
+    /// e.g. an old backup, but leaves the overall status alone).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

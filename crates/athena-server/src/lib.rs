@@ -49,6 +49,47 @@ impl std::str::FromStr for Role {
 
 /// How often the worker role sweeps expired uploads, the trash and old rate-limit events.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// How often the worker role asks the backup scheduler whether a backup is due.
+const BACKUP_TICK: Duration = Duration::from_secs(60);
+/// `/health` reads the backup dir at most this often.
+const BACKUP_HEALTH_TTL: Duration = Duration::from_secs(30);
+
+/// `/health`'s `backup` component: `warn` (which leaves the overall status alone, never `down`)
+/// when the newest good backup set is missing or older than 24 h.
+struct BackupHealth {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    /// Listing the sets reads every manifest; a short cache keeps `/health` cheap under polling.
+    cached: std::sync::Mutex<Option<(std::time::Instant, athena_http::health::ComponentHealth)>>,
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for BackupHealth {
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+    async fn check(&self) -> athena_http::health::ComponentHealth {
+        if let Some((at, h)) = self.cached.lock().ok().and_then(|c| c.clone()) {
+            if at.elapsed() < BACKUP_HEALTH_TTL {
+                return h;
+            }
+        }
+        let start = std::time::Instant::now();
+        let (config, now) = (self.config.clone(), self.clock.now());
+        let fresh = tokio::task::spawn_blocking(move || athena_backup::freshness(&config, now))
+            .await
+            .unwrap_or_else(|e| Err(format!("backup check stopped: {e}")));
+        let latency_ms = (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+        let h = match fresh {
+            Ok(detail) => athena_http::health::ComponentHealth { status: "ok", detail: Some(detail), latency_ms },
+            Err(detail) => athena_http::health::ComponentHealth { status: "warn", detail: Some(detail), latency_ms },
+        };
+        if let Ok(mut c) = self.cached.lock() {
+            *c = Some((std::time::Instant::now(), h.clone()));
+        }
+        h
+    }
+}
 
 pub struct Application {
     app: App,
@@ -127,6 +168,7 @@ impl Application {
             let health: Vec<Arc<dyn HealthCheck>> = vec![
                 Arc::new(athena_http::health::DatabaseHealth(store.clone())),
                 Arc::new(athena_http::health::StorageHealth(blobs.clone())),
+                Arc::new(BackupHealth { config: config.clone(), clock: app.clock.clone(), cached: std::sync::Mutex::new(None) }),
             ];
             let state = ApiState { app: app.clone(), signer, metrics: athena_http::metrics_handle(), health: Arc::new(health) };
             let mut router = athena_http::router(state);
@@ -283,6 +325,33 @@ impl Application {
                     }
                 }
             });
+            let backup = &self.app.config.backup;
+            if backup.at.is_some() || backup.sqlite_interval_minutes > 0 {
+                let app = self.app.clone();
+                let mut scheduler = athena_backup::schedule::Scheduler::new(app.config.clone(), app.blobs.clone());
+                let mut rx = stop_rx.clone();
+                tasks.spawn(async move {
+                    loop {
+                        // The first tick waits too: a process that starts does not back up at once.
+                        tokio::select! {
+                            _ = tokio::time::sleep(BACKUP_TICK) => {}
+                            _ = rx.wait_for(|stop| *stop) => return Ok(()),
+                        }
+                        match scheduler.tick(app.clock.now()).await {
+                            Ok(athena_backup::schedule::Ran::Created(r)) => {
+                                tracing::info!(set = %r.name, bytes = r.bytes, copied = r.objects_copied, skipped = r.objects_skipped, "backup")
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                metrics::gauge!("athena_backup_last_status").set(0.0);
+                                tracing::error!(error = %e, "scheduled backup failed");
+                            }
+                        }
+                        let (config, now) = (app.config.clone(), app.clock.now());
+                        let _ = tokio::task::spawn_blocking(move || athena_backup::freshness(&config, now)).await;
+                    }
+                });
+            }
         }
         tokio::spawn(async move {
             shutdown.await;

@@ -16,6 +16,7 @@ mod library;
 mod mailer;
 pub mod pipeline;
 mod processing;
+mod search;
 mod shelves;
 mod sync_upload;
 
@@ -31,6 +32,7 @@ pub use error::{AppError, AppResult};
 pub use library::{BookList, ContentRead, MetadataEdit, UploadComplete, UploadInit, UploadInitResult};
 pub use mailer::{LogMailer, Mailer, SmtpMailer};
 pub use processing::{JobView, OcrHit, OcrPageView, OcrRequest, OcrStatus, ProcessingStatus};
+pub use search::{SearchHit, SearchParams, SearchResults};
 pub use shelves::{ShelfCreate, ShelfEdit};
 pub use sync_upload::{conflict_copy_id, SyncOpError, SyncOperation, SyncUploadResult, MAX_SYNC_OPERATIONS};
 
@@ -41,6 +43,8 @@ pub struct App {
     pub blobs: Arc<dyn BlobStore>,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
+    /// The search index, when this process has one (the API and worker roles open it).
+    pub search: Option<Arc<dyn athena_search::SearchIndex>>,
     mailer: Arc<dyn Mailer>,
     tokens: Arc<auth::TokenKeys>,
     live_sessions: Arc<auth::LiveSessions>,
@@ -57,7 +61,13 @@ impl App {
     ) -> AppResult<Self> {
         let secret = config.jwt_secret.as_ref().ok_or_else(|| AppError::Internal("no signing secret configured".into()))?;
         let tokens = Arc::new(auth::TokenKeys::new(secret.expose().as_bytes()));
-        Ok(Self { store, blobs, config, clock, mailer, tokens, live_sessions: Default::default() })
+        Ok(Self { store, blobs, config, clock, search: None, mailer, tokens, live_sessions: Default::default() })
+    }
+
+    /// The same use cases with a search index.
+    pub fn with_search(mut self, index: Arc<dyn athena_search::SearchIndex>) -> Self {
+        self.search = Some(index);
+        self
     }
 
     /// Where uploads are spooled before they are stored (hot dir, same disk as the database).

@@ -360,7 +360,11 @@ impl App {
             metadata_confirmed: edit.confirmed,
             cover_image_key: None,
         };
-        Ok(self.store.update_book(&who.user_id, id, Some(expected_version), patch, self.clock.now()).await?)
+        let book = self.store.update_book(&who.user_id, id, Some(expected_version), patch, self.clock.now()).await?;
+        // The title and author are searchable: index them again.
+        let job = crate::pipeline::TaskKind::Index.for_book(&book.id, &book.user_id, self.config.worker.max_attempts, self.clock.now());
+        self.store.enqueue_job(job).await?;
+        Ok(book)
     }
 
     pub async fn delete_book(&self, who: &Principal, id: &BookId) -> AppResult<Book> {
@@ -384,10 +388,12 @@ impl App {
     pub(crate) async fn purge_book(&self, user: &UserId, id: &BookId) -> AppResult<()> {
         let book = self.store.book(user, id, true).await?;
         let mut unreferenced = self.store.delete_book_permanently(user, id).await?;
-        if self.store.content(&book.content_sha256).await?.is_none() {
+        let content_gone = self.store.content(&book.content_sha256).await?.is_none();
+        if content_gone {
             unreferenced.push(ObjectKey::for_text(&book.content_sha256));
         }
         self.free_objects(unreferenced).await;
+        self.unindex_book(&book, content_gone).await;
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub enum TaskKind {
     Metadata,
     /// Text by chapter (EPUB) or page (PDF), stored for search.
     Extract,
+    /// The book's text and metadata into the search index.
+    Index,
     /// OCR of an image PDF into page text and a layered PDF.
     Ocr,
     /// Does nothing; for queue benchmarks and tests.
@@ -25,13 +27,14 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 5] = [Self::Convert, Self::Metadata, Self::Extract, Self::Ocr, Self::Noop];
+    pub const ALL: [TaskKind; 6] = [Self::Convert, Self::Metadata, Self::Extract, Self::Index, Self::Ocr, Self::Noop];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Convert => "book.convert",
             Self::Metadata => "book.metadata",
             Self::Extract => "book.extract",
+            Self::Index => "book.index",
             Self::Ocr => "book.ocr",
             Self::Noop => "noop",
         }

@@ -94,3 +94,31 @@ pub async fn report(checks: &[Arc<dyn HealthCheck>]) -> HealthReport {
     };
     HealthReport { status, components: results.into_iter().collect() }
 }
+
+/// The search index: `degraded` while it is being rebuilt, `down` when it cannot be read.
+pub struct SearchHealth(pub Arc<dyn athena_search::SearchIndex>);
+
+#[async_trait]
+impl HealthCheck for SearchHealth {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+    async fn check(&self) -> ComponentHealth {
+        let start = Instant::now();
+        let engine = self.0.engine();
+        let latency = |s: Instant| (s.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+        match self.0.health() {
+            athena_search::IndexHealth::Ready { docs } => {
+                ComponentHealth { status: "ok", detail: Some(format!("{engine}, {docs} documents")), latency_ms: latency(start) }
+            }
+            athena_search::IndexHealth::Rebuilding { docs, reason } => ComponentHealth {
+                status: "degraded",
+                detail: Some(format!("{engine} rebuilding ({reason}), {docs} documents so far")),
+                latency_ms: latency(start),
+            },
+            athena_search::IndexHealth::Corrupt { reason } => {
+                ComponentHealth { status: "down", detail: Some(format!("{engine}: {reason}")), latency_ms: latency(start) }
+            }
+        }
+    }
+}

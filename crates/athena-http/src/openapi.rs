@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, books, ops, processing, shelves, sync_upload, uploads};
+use crate::routes::{auth, books, ops, processing, search, shelves, sync_upload, uploads};
 
 struct BearerAuth;
 
@@ -28,10 +28,11 @@ impl Modify for BearerAuth {
         books::list_books, books::list_deleted, books::get_book, books::edit_metadata, books::delete_book, books::restore_book,
         books::delete_permanently, books::content, books::cover,
         processing::status, processing::request_ocr, processing::ocr_status, processing::ocr_page, processing::ocr_search,
+        search::search,
         shelves::create, shelves::list, shelves::get, shelves::patch, shelves::delete, shelves::add_item, shelves::items, shelves::remove_item,
         sync_upload::upload,
         ops::health, ops::metrics,
     ),
-    tags((name = "auth"), (name = "books"), (name = "uploads"), (name = "processing"), (name = "shelves"), (name = "sync"), (name = "operations"))
+    tags((name = "auth"), (name = "books"), (name = "uploads"), (name = "processing"), (name = "search"), (name = "shelves"), (name = "sync"), (name = "operations"))
 )]
 pub struct ApiDoc;

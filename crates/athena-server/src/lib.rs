@@ -140,7 +140,12 @@ impl Application {
             Some(smtp) => Arc::new(SmtpMailer::new(smtp).context("SMTP settings")?),
             None => Arc::new(LogMailer),
         };
-        let app = App::new(store.clone(), blobs.clone(), config.clone(), mailer, clock).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut app = App::new(store.clone(), blobs.clone(), config.clone(), mailer, clock).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The embedded search index lives in the hot dir; one process writes it (tantivy's lock).
+        let search = if roles.contains(&Role::Api) || roles.contains(&Role::Worker) { open_search(&config) } else { None };
+        if let Some(index) = &search {
+            app = app.with_search(index.clone());
+        }
         let removed = app.clear_spool().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if removed > 0 {
             tracing::info!(removed, "removed partial uploads left by a previous process");
@@ -170,6 +175,10 @@ impl Application {
                 Arc::new(athena_http::health::StorageHealth(blobs.clone())),
                 Arc::new(BackupHealth { config: config.clone(), clock: app.clock.clone(), cached: std::sync::Mutex::new(None) }),
             ];
+            let mut health = health;
+            if let Some(index) = &search {
+                health.push(Arc::new(athena_http::health::SearchHealth(index.clone())));
+            }
             let state = ApiState { app: app.clone(), signer, metrics: athena_http::metrics_handle(), health: Arc::new(health) };
             let mut router = athena_http::router(state);
             if let Some(sync) = &sync {
@@ -370,6 +379,33 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Opens the embedded search index in `hot/index`. A corrupt index is reset (search reports itself
+/// degraded until its books are indexed again); one that another process holds is left to it.
+fn open_search(config: &Config) -> Option<Arc<dyn athena_search::SearchIndex>> {
+    let dir = config.hot_dir.join("index").join("tantivy");
+    let index = match athena_search::TantivyIndex::open(&dir) {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "search index not opened; this process serves no search");
+            return None;
+        }
+    };
+    match athena_search::SearchIndex::health(&index) {
+        athena_search::IndexHealth::Corrupt { reason } => {
+            tracing::error!(%reason, "search index corrupt; resetting it");
+            if let Err(e) = index.reset() {
+                tracing::error!(error = %e, "search index reset failed");
+            }
+        }
+        athena_search::IndexHealth::Rebuilding { docs: 0, .. } => {
+            // A new, empty index: nothing to rebuild until books are indexed by their jobs.
+            let _ = index.mark_ready();
+        }
+        _ => {}
+    }
+    Some(Arc::new(index))
 }
 
 /// Resolves on SIGINT or SIGTERM.

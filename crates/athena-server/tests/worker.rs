@@ -18,7 +18,12 @@ use common::{corpus, Backend, TestApp, User};
 use futures::StreamExt;
 use serde_json::Value;
 
-on_both_backends!(epub_and_pdf_get_webp_covers_and_text, ocr_requests_follow_the_contract, queue_retries_dead_letters_and_limits);
+on_both_backends!(
+    epub_and_pdf_get_webp_covers_and_text,
+    ocr_requests_follow_the_contract,
+    queue_retries_dead_letters_and_limits,
+    search_finds_each_users_own_books
+);
 
 /// Width of a lossy WebP (`RIFF….WEBPVP8 ` + VP8 key frame header), None if it is not one.
 fn lossy_webp_width(bytes: &[u8]) -> Option<u32> {
@@ -452,5 +457,60 @@ async fn the_watch_folder_imports_and_sorts_files() {
     assert!(inbox.join("still-copying.epub.part").exists());
     let list: Value = t.get(&ann, "/api/v1/books").send().await.unwrap().json().await.unwrap();
     assert_eq!(list["data"]["items"][0]["title"], "论语");
+    t.stop().await;
+}
+
+async fn search(t: &TestApp, user: &User, query: &str) -> Value {
+    let r = t.get(user, "/api/v1/search").query(&[("q", query)]).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{query}");
+    assert_eq!(r.headers()["x-search-engine"], "tantivy");
+    r.json::<Value>().await.unwrap()["data"].clone()
+}
+
+async fn search_finds_each_users_own_books(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    let bob = t.login("bob@example.com").await;
+    let lunyu = upload_id(&t, &ann, &corpus().join("zh/lunyu.epub")).await;
+    let guwen = upload_id(&t, &ann, &corpus().join("zh/guwenguanzhi.epub")).await;
+    let reports = drain(&t).await;
+    assert!(reports.iter().any(|r| r.kind == "book.index"), "extraction queues indexing");
+
+    let hits = search(&t, &ann, "学而时习之").await;
+    let first = &hits["items"][0];
+    assert_eq!(first["book_id"], lunyu.as_str(), "{hits}");
+    assert_eq!(first["kind"], "content");
+    assert!(first["snippet"].as_str().unwrap().contains("<mark>"), "{first}");
+    assert!(first["location"].as_str().unwrap().starts_with("epubcfi(/6/"), "{first}");
+    // Simplified query, traditional text.
+    let hits = search(&t, &ann, "郑伯克段于鄢").await;
+    assert_eq!(hits["items"][0]["book_id"], guwen.as_str(), "{hits}");
+    // Titles.
+    let r: Value = t.get(&ann, "/api/v1/search").query(&[("q", "论语"), ("kind", "book")]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["data"]["items"][0]["book_id"], lunyu.as_str(), "{r}");
+    assert_eq!(r["data"]["items"][0]["kind"], "book");
+    // One book only.
+    let r: Value =
+        t.get(&ann, "/api/v1/search").query(&[("q", "之"), ("book_id", guwen.as_str())]).send().await.unwrap().json().await.unwrap();
+    let items = r["data"]["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.iter().all(|h| h["book_id"] == guwen.as_str()), "{r}");
+    let r = t.get(&ann, "/api/v1/search").query(&[("q", "x"), ("kind", "note")]).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let r = t.get(&ann, "/api/v1/search").query(&[("q", "")]).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+
+    // Bob sees nothing of Ann's, until he owns the same book himself.
+    assert!(search(&t, &bob, "学而时习之").await["items"].as_array().unwrap().is_empty());
+    let bobs = upload_id(&t, &bob, &corpus().join("zh/lunyu.epub")).await;
+    drain(&t).await;
+    assert_eq!(search(&t, &bob, "学而时习之").await["items"][0]["book_id"], bobs.as_str());
+    // Ann deletes hers for good: gone from her results, still in Bob's.
+    let r = t.delete(&ann, &format!("/api/v1/books/{lunyu}/permanent")).send().await.unwrap();
+    assert!(r.status().is_success());
+    let hits = search(&t, &ann, "学而时习之").await;
+    assert!(hits["items"].as_array().unwrap().iter().all(|h| h["book_id"] != lunyu.as_str()), "{hits}");
+    assert_eq!(search(&t, &bob, "学而时习之").await["items"][0]["book_id"], bobs.as_str());
+    let health: Value = t.client.get(t.url("/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["components"]["search"]["status"], "ok", "{health}");
     t.stop().await;
 }

@@ -5,6 +5,7 @@ pub(crate) mod auth;
 pub(crate) mod books;
 pub(crate) mod ops;
 pub(crate) mod processing;
+pub(crate) mod search;
 pub(crate) mod shelves;
 pub(crate) mod sync_upload;
 pub(crate) mod uploads;
@@ -57,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/books/{id}/ocr/status", get(processing::ocr_status))
         .route("/books/{id}/ocr/page/{n}", get(processing::ocr_page))
         .route("/books/{id}/ocr/search", get(processing::ocr_search))
+        .route("/search", get(search::search))
         .route("/shelves", post(shelves::create).get(shelves::list))
         .route("/shelves/{id}", get(shelves::get).patch(shelves::patch).delete(shelves::delete))
         .route("/shelves/{id}/items", post(shelves::add_item).get(shelves::items))

@@ -49,6 +49,9 @@ impl Task for ExtractTask {
             let merge = serde_json::Map::from_iter([("text".to_string(), serde_json::json!({ "status": "needs_ocr" }))]);
             let update = BookProcessing { meta_merge: Some(merge), ..Default::default() };
             ctx.app.store.update_book_processing(&book.id, update, ctx.app.clock.now()).await?;
+            // Its title and author are searchable already.
+            let index = TaskKind::Index.for_book(&book.id, &book.user_id, ctx.app.config.worker.max_attempts, ctx.app.clock.now());
+            ctx.app.store.enqueue_job(index).await?;
             return Ok(());
         }
         let text_key = ObjectKey::for_text(&book.content_sha256);
@@ -79,6 +82,9 @@ impl Task for ExtractTask {
             .store
             .update_book_processing(&book.id, BookProcessing { meta_merge: Some(merge), ..Default::default() }, ctx.app.clock.now())
             .await?;
+        // The text is stored: make it searchable.
+        let index = TaskKind::Index.for_book(&book.id, &book.user_id, ctx.app.config.worker.max_attempts, ctx.app.clock.now());
+        ctx.app.store.enqueue_job(index).await?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 mod convert;
 mod extract;
+mod index;
 mod metadata;
 mod ocr;
 
@@ -22,6 +23,7 @@ use crate::{Task, TaskCtx, TaskError};
 
 pub use convert::ConvertTask;
 pub use extract::ExtractTask;
+pub use index::IndexTask;
 pub use metadata::MetadataTask;
 pub use ocr::{OcrEngines, OcrTask};
 
@@ -32,6 +34,7 @@ pub fn all(app: &App) -> Vec<Arc<dyn Task>> {
         Arc::new(ConvertTask { limit: Duration::from_secs(w.timeout_conversion_secs) }),
         Arc::new(MetadataTask { limit: Duration::from_secs(w.timeout_covers_secs) }),
         Arc::new(ExtractTask { limit: Duration::from_secs(w.timeout_indexing_secs) }),
+        Arc::new(IndexTask { limit: Duration::from_secs(w.timeout_indexing_secs) }),
         Arc::new(OcrTask::new(app)),
         Arc::new(NoopTask),
     ]

@@ -142,7 +142,14 @@ impl Application {
         };
         let mut app = App::new(store.clone(), blobs.clone(), config.clone(), mailer, clock).map_err(|e| anyhow::anyhow!("{e}"))?;
         // The embedded search index lives in the hot dir; one process writes it (tantivy's lock).
-        let search = if roles.contains(&Role::Api) || roles.contains(&Role::Worker) { open_search(&config) } else { None };
+        let opened = if roles.contains(&Role::Api) || roles.contains(&Role::Worker) { open_search(&config, &*store).await } else { None };
+        let (search, rebuild) = match opened {
+            Some((index, needs_rebuild)) => {
+                let shared: Arc<dyn athena_search::SearchIndex> = index.clone();
+                (Some(shared), needs_rebuild.then_some(index))
+            }
+            None => (None, None),
+        };
         if let Some(index) = &search {
             app = app.with_search(index.clone());
         }
@@ -152,6 +159,16 @@ impl Application {
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(index) = rebuild {
+            // Holds the index weakly: a stopped server releases it (and tantivy's writer lock) at once.
+            tokio::spawn(rebuild_search(
+                store.clone(),
+                app.clock.clone(),
+                config.worker.max_attempts,
+                Arc::downgrade(&index),
+                stop_rx.clone(),
+            ));
+        }
         let sync = match sync_rules {
             Some(rules) => {
                 athena_sync::install_descriptions();
@@ -381,9 +398,11 @@ impl Application {
     }
 }
 
-/// Opens the embedded search index in `hot/index`. A corrupt index is reset (search reports itself
-/// degraded until its books are indexed again); one that another process holds is left to it.
-fn open_search(config: &Config) -> Option<Arc<dyn athena_search::SearchIndex>> {
+/// Opens the embedded search index in `hot/index/tantivy`; one that another process holds is left
+/// to it (None). A corrupt index is reset. The bool says whether the index must be rebuilt: it is new
+/// or reset (or a previous process left its rebuild unfinished) while the database has live books.
+/// With no live books a new index is marked ready at once.
+async fn open_search(config: &Config, store: &dyn athena_store::Store) -> Option<(Arc<athena_search::TantivyIndex>, bool)> {
     let dir = config.hot_dir.join("index").join("tantivy");
     let index = match athena_search::TantivyIndex::open(&dir) {
         Ok(index) => index,
@@ -392,20 +411,126 @@ fn open_search(config: &Config) -> Option<Arc<dyn athena_search::SearchIndex>> {
             return None;
         }
     };
-    match athena_search::SearchIndex::health(&index) {
+    let incomplete = match athena_search::SearchIndex::health(&index) {
         athena_search::IndexHealth::Corrupt { reason } => {
             tracing::error!(%reason, "search index corrupt; resetting it");
-            if let Err(e) = index.reset() {
-                tracing::error!(error = %e, "search index reset failed");
+            match index.reset() {
+                Ok(()) => true,
+                Err(e) => {
+                    // Writes fail until a later start resets it: nothing to rebuild into.
+                    tracing::error!(error = %e, "search index reset failed");
+                    false
+                }
             }
         }
-        athena_search::IndexHealth::Rebuilding { docs: 0, .. } => {
-            // A new, empty index: nothing to rebuild until books are indexed by their jobs.
-            let _ = index.mark_ready();
+        athena_search::IndexHealth::Rebuilding { .. } => true,
+        athena_search::IndexHealth::Ready { .. } => false,
+    };
+    let needs_rebuild = incomplete
+        && match store.books_to_index(None, None, None, 1).await {
+            Ok(books) if books.is_empty() => {
+                if let Err(e) = index.mark_ready() {
+                    tracing::warn!(error = %e, "marking the empty search index ready failed");
+                }
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing books for the search index failed; rebuilding it");
+                true
+            }
+        };
+    Some((Arc::new(index), needs_rebuild))
+}
+
+/// Books per page when queueing a search rebuild.
+const REBUILD_PAGE: u32 = 500;
+/// How often a search rebuild looks at its jobs (and retries a failed database call).
+const REBUILD_POLL: Duration = Duration::from_millis(500);
+
+/// Rebuilds the search index after `open_search` found it new, reset or unfinished: queues
+/// `book.index` for every live book (a job already queued for a book is reused through its dedup
+/// key), waits until all of them have finished — run by this process's worker role or another's —
+/// then marks the index ready. Until then `/health` reports search `degraded`. Stops when the
+/// server stops, leaving the index marked rebuilding, so the next start rebuilds again.
+async fn rebuild_search(
+    store: Arc<dyn athena_store::Store>,
+    clock: Arc<dyn Clock>,
+    max_attempts: u32,
+    index: std::sync::Weak<athena_search::TantivyIndex>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pending = std::collections::VecDeque::new();
+    let mut after: Option<athena_domain::BookId> = None;
+    loop {
+        let page = match store.books_to_index(None, None, after.as_ref(), REBUILD_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "search rebuild: listing books failed");
+                if pause(&mut stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some((last, _)) = page.last().cloned() else { break };
+        for (book, user) in &page {
+            loop {
+                let job = athena_app::pipeline::TaskKind::Index.for_book(book, user, max_attempts, clock.now());
+                match store.enqueue_job(job).await {
+                    Ok((job, _)) => {
+                        pending.push_back(job.id);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %book, "search rebuild: queueing an index job failed");
+                        if pause(&mut stop).await {
+                            return;
+                        }
+                    }
+                }
+            }
         }
-        _ => {}
+        after = Some(last);
     }
-    Some(Arc::new(index))
+    let books = pending.len();
+    tracing::info!(books, "search index rebuild: index jobs queued");
+    let mut dead = 0usize;
+    // Jobs run roughly in the order they were queued: waiting on the oldest unfinished one is cheap.
+    while let Some(&id) = pending.front() {
+        match store.job(id).await {
+            Ok(Some(job)) if !job.state.is_finished() => {
+                if pause(&mut stop).await {
+                    return;
+                }
+            }
+            Ok(job) => {
+                // None: purged, so it finished long ago.
+                if let Some(job) = job.filter(|j| j.state == athena_store::jobs::JobState::Dead) {
+                    dead += 1;
+                    tracing::warn!(job = %job.id, book = ?job.book_id, error = ?job.last_error, "search rebuild: a book could not be indexed");
+                }
+                pending.pop_front();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "search rebuild: reading a job failed");
+                if pause(&mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+    let Some(index) = index.upgrade() else { return };
+    match index.mark_ready() {
+        Ok(()) => tracing::info!(books, dead, "search index rebuilt"),
+        Err(e) => tracing::error!(error = %e, "search index rebuilt but could not be marked ready"),
+    }
+}
+
+/// Waits one rebuild poll; true when the server is stopping (or gone).
+async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
+    // Ok either way: the stop flag was raised, or the sender is gone with the server.
+    tokio::time::timeout(REBUILD_POLL, stop.wait_for(|stop| *stop)).await.is_ok()
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -346,6 +346,15 @@ impl JobStore for PgStore {
     async fn update_book_processing(&self, id: &BookId, update: BookProcessing, now: DateTime<Utc>) -> StoreResult<Book> {
         jobs::update_book_processing(&self.pool, id, update, now).await
     }
+    async fn books_to_index(
+        &self,
+        user: Option<&UserId>,
+        book: Option<&BookId>,
+        after: Option<&BookId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(BookId, UserId)>> {
+        jobs::books_to_index(&self.pool, user, book, after, limit).await
+    }
 
     async fn ocr_result(&self, sha: &ContentHash) -> StoreResult<Option<OcrResult>> {
         jobs::ocr_result(&self.pool, sha).await

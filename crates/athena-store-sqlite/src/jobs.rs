@@ -9,7 +9,7 @@ use athena_store::jobs::{BookProcessing, Job, JobFilter, NewJob, OcrCharge, OcrP
 use athena_store::{Book, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 
-use crate::db::{begin_write, db, get, ts, DbPool, Tx};
+use crate::db::{begin_write, db, get, parsed, ts, DbPool, Tx};
 use crate::rows;
 
 /// How many characters of an error message are kept.
@@ -277,6 +277,29 @@ pub(crate) async fn purge_finished_jobs(pool: &DbPool, before: DateTime<Utc>) ->
 pub(crate) async fn book_for_job(pool: &DbPool, id: &BookId) -> StoreResult<Book> {
     let row = sqlx::query("SELECT * FROM books WHERE id = $1").bind(id.as_str()).fetch_one(pool).await.map_err(db)?;
     rows::book(&row)
+}
+
+pub(crate) async fn books_to_index(
+    pool: &DbPool,
+    user: Option<&UserId>,
+    book: Option<&BookId>,
+    after: Option<&BookId>,
+    limit: u32,
+) -> StoreResult<Vec<(BookId, UserId)>> {
+    let found = sqlx::query(
+        "SELECT id, user_id FROM books
+         WHERE deleted_at IS NULL AND ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR id = $2)
+           AND ($3 IS NULL OR id > $3)
+         ORDER BY id LIMIT $4",
+    )
+    .bind(user.map(UserId::as_str))
+    .bind(book.map(BookId::as_str))
+    .bind(after.map(BookId::as_str))
+    .bind(i64::from(limit.min(MAX_LIST)))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    found.iter().map(|row| Ok((parsed(row, "id")?, parsed(row, "user_id")?))).collect()
 }
 
 pub(crate) async fn update_book_processing(pool: &DbPool, id: &BookId, update: BookProcessing, now: DateTime<Utc>) -> StoreResult<Book> {

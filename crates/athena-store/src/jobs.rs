@@ -261,6 +261,17 @@ pub trait JobStore: Send + Sync + 'static {
     async fn book_for_job(&self, id: &BookId) -> StoreResult<Book>;
     /// Applies `update` (see [`BookProcessing`]) and returns the book; NotFound if it is gone.
     async fn update_book_processing(&self, id: &BookId, update: BookProcessing, now: DateTime<Utc>) -> StoreResult<Book>;
+    /// Live (not deleted) books with their owners, for rebuilding the search index: all users'
+    /// unless `user` is given, only `book` when it is given (nothing if that book is deleted).
+    /// Ordered by book id; `after` continues after the last id of the previous page (keyset), at
+    /// most `limit` (capped at 1,000) per page.
+    async fn books_to_index(
+        &self,
+        user: Option<&UserId>,
+        book: Option<&BookId>,
+        after: Option<&BookId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(BookId, UserId)>>;
 
     // ---- OCR ----
     async fn ocr_result(&self, sha: &ContentHash) -> StoreResult<Option<OcrResult>>;

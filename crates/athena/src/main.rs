@@ -51,6 +51,16 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Rebuild the search index: queue `book.index` for the selected books (all by default) and
+    /// wait for them. A running server's worker runs them; with no server running, this does.
+    Reindex {
+        /// Only this user's books.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this book.
+        #[arg(long)]
+        book: Option<String>,
+    },
     /// Backups: create, list, verify, restore, prune (docs/BACKUP.md).
     Backup {
         #[command(subcommand)]
@@ -202,6 +212,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Jobs { command } => return jobs(command, config).await,
         Command::Backup { command } => return backup(command, config).await,
+        Command::Reindex { user, book } => return reindex(user, book, config).await,
         Command::Doctor { json } => {
             let report = athena_server::doctor(config).await;
             if json {
@@ -374,6 +385,136 @@ async fn jobs(command: JobsCommand, config: Config) -> anyhow::Result<ExitCode> 
     };
     store.close().await;
     Ok(code)
+}
+
+/// How often `reindex` looks at its jobs, and waits for a retry that is not due yet.
+const REINDEX_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Books per page when queueing.
+const REINDEX_PAGE: u32 = 500;
+
+async fn reindex(user: Option<String>, book: Option<String>, mut config: Config) -> anyhow::Result<ExitCode> {
+    use athena_app::pipeline::TaskKind;
+    use athena_search::{IndexHealth, SearchIndex, TantivyIndex};
+    use athena_store::jobs::{JobState, Queue};
+
+    let book: Option<athena_domain::BookId> = book.map(|b| b.parse()).transpose().map_err(|e| anyhow::anyhow!("--book: {e}"))?;
+    let email: Option<athena_domain::Email> = user.map(|u| u.parse()).transpose().map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+    config.ensure_dev_secret()?;
+    athena_server::backends::ensure_dirs(&config)?;
+    let dir = config.hot_dir.join("index").join("tantivy");
+    let app = athena_server::backends::open_app(config).await?;
+    let user = match &email {
+        Some(email) => match app.store.user_by_email(email).await? {
+            Some(u) => Some(u.id),
+            None => anyhow::bail!("--user: no user {email}"),
+        },
+        None => None,
+    };
+    // The index is opened here only when no server holds it (tantivy's writer lock); otherwise the
+    // running server's worker role runs the jobs and this process only waits for them.
+    let local = match TantivyIndex::open(&dir) {
+        Ok(index) => Some(std::sync::Arc::new(index)),
+        Err(athena_search::SearchError::Unavailable(reason)) => {
+            eprintln!("athena: the search index is held by a running server ({reason}); its worker runs the jobs");
+            None
+        }
+        Err(e) => return Err(anyhow::anyhow!("opening the search index in {}: {e}", dir.display())),
+    };
+    // A new or reset index is filled with every book, whatever was asked for.
+    let mut everything = user.is_none() && book.is_none();
+    if let Some(index) = &local {
+        match index.health() {
+            IndexHealth::Corrupt { reason } => {
+                eprintln!("athena: the search index is corrupt ({reason}); resetting it and indexing every book");
+                index.reset().map_err(|e| anyhow::anyhow!("resetting the search index: {e}"))?;
+                everything = true;
+            }
+            IndexHealth::Rebuilding { docs: 0, .. } if !everything => {
+                eprintln!("athena: the search index is empty; indexing every book");
+                everything = true;
+            }
+            _ => {}
+        }
+    }
+    let (user, book) = if everything { (None, None) } else { (user, book) };
+
+    let max_attempts = app.config.worker.max_attempts;
+    let mut jobs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = app.store.books_to_index(user.as_ref(), book.as_ref(), after.as_ref(), REINDEX_PAGE).await?;
+        let Some((last, _)) = page.last().cloned() else { break };
+        for (b, u) in &page {
+            // The dedup key reuses a book's unfinished index job: rerunning is harmless.
+            let (job, _) = app.store.enqueue_job(TaskKind::Index.for_book(b, u, max_attempts, app.clock.now())).await?;
+            jobs.push(job.id);
+        }
+        after = Some(last);
+    }
+    if let (Some(b), true) = (&book, jobs.is_empty()) {
+        anyhow::bail!("--book: no live book {b}");
+    }
+
+    let worker = local.as_ref().map(|index| athena_worker::Worker::new(app.clone().with_search(index.clone())));
+    let total = jobs.len();
+    let mut pending: std::collections::VecDeque<_> = jobs.into();
+    let mut dead = Vec::new();
+    let mut shown = None;
+    loop {
+        // Jobs finish roughly in the order they were queued: the oldest unfinished one is the mark.
+        while let Some(&id) = pending.front() {
+            match app.store.job(id).await? {
+                Some(job) if !job.state.is_finished() => break,
+                Some(job) => {
+                    if job.state == JobState::Dead {
+                        dead.push(job);
+                    }
+                    pending.pop_front();
+                }
+                None => {
+                    pending.pop_front();
+                }
+            }
+        }
+        let done = total - pending.len();
+        if shown != Some(done) {
+            eprint!("\rindexed {done}/{total}");
+            shown = Some(done);
+        }
+        if pending.is_empty() {
+            break;
+        }
+        // Without a server this process is the worker: it runs whatever is due on the queue the
+        // index jobs share (a job of another kind it has a task for too, as the server would).
+        let ran = match &worker {
+            Some(worker) => worker.run_one(Queue::CpuDefault).await?.is_some(),
+            None => false,
+        };
+        if !ran {
+            tokio::time::sleep(REINDEX_POLL).await;
+        }
+    }
+    eprintln!();
+    for job in &dead {
+        let book = job.book_id.as_ref().map(|b| b.to_string()).unwrap_or_default();
+        eprintln!("athena: book {book}: job {} died: {}", job.id, job.last_error.as_deref().unwrap_or("no error recorded"));
+    }
+    if let Some(index) = &local {
+        if everything && dead.is_empty() {
+            index.mark_ready().map_err(|e| anyhow::anyhow!("marking the search index ready: {e}"))?;
+        } else if !index.health().is_ready() {
+            eprintln!("athena: the search index is still incomplete; run `athena reindex` for every book");
+        }
+    }
+    drop(worker);
+    app.store.close().await;
+    if dead.is_empty() {
+        println!("indexed {total} books");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("athena: {} of {total} books could not be indexed", dead.len());
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn job_json(j: &athena_store::jobs::Job) -> serde_json::Value {

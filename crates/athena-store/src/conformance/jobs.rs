@@ -416,6 +416,59 @@ pub async fn book_jobs(s: &dyn Store, j: &dyn JobStore) {
     assert_eq!(s.content(&sha2).await.expect("content"), None, "no content reference was kept");
     assert_eq!(j.job(doomed.jobs[0].id).await.expect("job"), None, "no job was kept");
     settle(j).await;
+    books_to_index(s, j).await;
+}
+
+/// The books a search rebuild indexes: live ones of every user (or one user, or one book), by id,
+/// in keyset pages.
+pub async fn books_to_index(s: &dyn Store, j: &dyn JobStore) {
+    let t = now();
+    let ann = user(s, "reindex").await;
+    let bob = user(s, "reindex2").await;
+    let mut anns = Vec::new();
+    for _ in 0..3 {
+        anns.push(created(s, new_book(&ann.id, &fresh_hash(), t)).await.0.id);
+    }
+    let (bobs, _) = created(s, new_book(&bob.id, &fresh_hash(), t)).await;
+    let (gone, _) = created(s, new_book(&ann.id, &fresh_hash(), t)).await;
+    s.set_book_deleted(&ann.id, &gone.id, Some(t), t).await.expect("soft delete");
+    anns.sort();
+
+    let mine = j.books_to_index(Some(&ann.id), None, None, 100).await.expect("ann's books");
+    assert_eq!(mine, anns.iter().map(|b| (b.clone(), ann.id.clone())).collect::<Vec<_>>(), "live books only, by id");
+    // Keyset pages of one: the same books, none twice.
+    let mut paged = Vec::new();
+    let mut after: Option<BookId> = None;
+    loop {
+        let page = j.books_to_index(Some(&ann.id), None, after.as_ref(), 1).await.expect("page");
+        assert!(page.len() <= 1, "a page holds at most `limit` books");
+        let Some((last, _)) = page.last().cloned() else { break };
+        paged.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(paged, mine);
+    assert_eq!(j.books_to_index(Some(&ann.id), None, Some(&anns[2]), 100).await.expect("after the last"), vec![]);
+
+    // One book, whoever owns it; a deleted one is not indexed.
+    assert_eq!(j.books_to_index(None, Some(&bobs.id), None, 10).await.expect("bob's book"), vec![(bobs.id.clone(), bob.id.clone())]);
+    assert_eq!(j.books_to_index(Some(&ann.id), Some(&bobs.id), None, 10).await.expect("not ann's"), vec![]);
+    assert_eq!(j.books_to_index(None, Some(&gone.id), None, 10).await.expect("deleted book"), vec![]);
+
+    // Every user's: ordered, and holding both users' live books (other scenarios' books too).
+    let mut all = Vec::new();
+    let mut after: Option<BookId> = None;
+    loop {
+        let page = j.books_to_index(None, None, after.as_ref(), 500).await.expect("all books");
+        let Some((last, _)) = page.last().cloned() else { break };
+        all.extend(page);
+        after = Some(last);
+    }
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "ordered by id, no duplicates");
+    for b in &anns {
+        assert!(all.contains(&(b.clone(), ann.id.clone())), "ann's book {b} is listed");
+    }
+    assert!(all.contains(&(bobs.id.clone(), bob.id.clone())));
+    assert!(!all.iter().any(|(b, _)| b == &gone.id), "the deleted book is not listed");
 }
 
 /// The worker's view of books: any owner's book, partial updates, the meta merge, version bumps;

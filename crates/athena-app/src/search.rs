@@ -17,7 +17,7 @@ const MAX_SCOPE_BOOKS: usize = 20_000;
 #[derive(Clone, Debug, Default)]
 pub struct SearchParams {
     pub q: String,
-    /// `book` (titles, authors) or `content` (book text); both when absent.
+    /// `book` (titles, authors), `content` (book text), `note` or `highlight`; all when absent.
     pub kind: Option<String>,
     pub book_id: Option<BookId>,
     pub limit: Option<u32>,
@@ -26,7 +26,7 @@ pub struct SearchParams {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SearchHit {
-    /// `content` or `book`.
+    /// `content`, `book`, `note` or `highlight`.
     pub kind: &'static str,
     pub book_id: BookId,
     pub book_title: String,
@@ -71,13 +71,12 @@ impl App {
     pub async fn search(&self, who: &Principal, params: SearchParams) -> AppResult<SearchResults> {
         let index = self.search_index()?;
         let kinds = match params.kind.as_deref() {
-            None | Some("") => vec![Kind::BookText, Kind::BookMeta],
+            None | Some("") => vec![Kind::BookText, Kind::BookMeta, Kind::Note, Kind::Highlight],
             Some("content") => vec![Kind::BookText],
             Some("book") => vec![Kind::BookMeta],
-            Some("note") | Some("highlight") => {
-                return Err(AppError::validation("kind", "notes and highlights are not searchable yet"));
-            }
-            Some(_) => return Err(AppError::validation("kind", "must be book or content")),
+            Some("note") => vec![Kind::Note],
+            Some("highlight") => vec![Kind::Highlight],
+            Some(_) => return Err(AppError::validation("kind", "must be book, content, note or highlight")),
         };
         let books = self.scope(who).await?;
         let books: Vec<Book> = match &params.book_id {
@@ -119,7 +118,12 @@ impl App {
             // The index may briefly hold documents of a book deleted a moment ago.
             let Some(book) = book else { continue };
             items.push(SearchHit {
-                kind: if hit.kind == Kind::BookText { "content" } else { "book" },
+                kind: match hit.kind {
+                    Kind::BookText => "content",
+                    Kind::BookMeta => "book",
+                    Kind::Note => "note",
+                    Kind::Highlight => "highlight",
+                },
                 book_id: book.id.clone(),
                 book_title: book.title.clone(),
                 title: hit.title.filter(|_| hit.kind == Kind::BookText),
@@ -129,6 +133,60 @@ impl App {
             });
         }
         Ok(SearchResults { items, total: page.total, next_cursor: page.next_cursor, engine: index.engine() })
+    }
+
+    /// Brings the user's changed notes and highlights into the search index (or out of it when
+    /// deleted). The index is derived data: a failure is logged, never fails the upload.
+    pub(crate) async fn index_annotations(&self, who: &Principal, changed: Vec<(athena_store::SyncTable, String)>) {
+        let Some(index) = self.search.clone() else { return };
+        if changed.is_empty() {
+            return;
+        }
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        for (table, id) in changed {
+            let kind = if table == athena_store::SyncTable::Notes { Kind::Note } else { Kind::Highlight };
+            let doc_id = format!("{}:{id}", kind.as_str());
+            let row = match self.store.client_row(&who.user_id, table, &id).await {
+                Ok(row) => row,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read an annotation to index");
+                    continue;
+                }
+            };
+            match row.filter(|r| !matches!(r.get("is_deleted"), Some(v) if v.as_i64() == Some(1) || v.as_bool() == Some(true))) {
+                Some(row) => {
+                    let text = |k: &str| row.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                    let location = text("position_cfi")
+                        .or_else(|| text("position_start_cfi"))
+                        .or_else(|| row.get("page_number").and_then(|p| p.as_i64()).map(|p| format!("page:{p}")));
+                    upserts.push(athena_search::Doc {
+                        id: doc_id,
+                        owner: Some(who.user_id.to_string()),
+                        content_key: None,
+                        book_id: text("book_id"),
+                        kind,
+                        location,
+                        title: None,
+                        text: text("content").or_else(|| text("text")).unwrap_or_default(),
+                    });
+                }
+                None => deletes.push(doc_id),
+            }
+        }
+        let result = tokio::task::spawn_blocking(move || {
+            for id in &deletes {
+                index.delete(id)?;
+            }
+            if !upserts.is_empty() {
+                index.upsert(upserts)?;
+            }
+            index.commit()
+        })
+        .await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::warn!(user = %who.user_id, "could not update notes and highlights in the search index");
+        }
     }
 
     /// Removes a deleted book's documents (and its content's text when no book has it any more).

@@ -433,6 +433,8 @@ impl App {
         }
         let read_only = self.over_quota(who).await?;
         let mut result = SyncUploadResult::default();
+        // Notes and highlights whose rows changed, to bring the search index up to date afterwards.
+        let mut annotations: Vec<(SyncTable, String)> = Vec::new();
         for operation in &operations {
             let now = self.clock.now();
             let refusal = if read_only {
@@ -453,6 +455,12 @@ impl App {
                         }),
                         Ok(outcome) => {
                             tracing::debug!(table = %operation.table, ?outcome, "client write applied");
+                            if let Some(table) = annotation_table(&operation.table) {
+                                annotations.push((table, operation.id.clone()));
+                                if let WriteOutcome::ConflictCopy { copy_id } = &outcome {
+                                    annotations.push((table, copy_id.clone()));
+                                }
+                            }
                             None
                         }
                         Err(e) => return Err(e.into()),
@@ -470,6 +478,7 @@ impl App {
         if !result.errors.is_empty() {
             tracing::info!(user = %who.user_id, refused = result.errors.len(), processed = result.processed, "sync upload refused operations");
         }
+        self.index_annotations(who, annotations).await;
         Ok(result)
     }
 
@@ -679,6 +688,14 @@ fn truncate(s: &str, max_bytes: usize) -> String {
         end -= 1;
     }
     s[..end].to_string()
+}
+
+fn annotation_table(table: &str) -> Option<SyncTable> {
+    match table {
+        "notes" => Some(SyncTable::Notes),
+        "highlights" => Some(SyncTable::Highlights),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

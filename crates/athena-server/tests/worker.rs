@@ -494,8 +494,31 @@ async fn search_finds_each_users_own_books(backend: Backend) {
         t.get(&ann, "/api/v1/search").query(&[("q", "之"), ("book_id", guwen.as_str())]).send().await.unwrap().json().await.unwrap();
     let items = r["data"]["items"].as_array().unwrap();
     assert!(!items.is_empty() && items.iter().all(|h| h["book_id"] == guwen.as_str()), "{r}");
-    let r = t.get(&ann, "/api/v1/search").query(&[("q", "x"), ("kind", "note")]).send().await.unwrap();
+    let r = t.get(&ann, "/api/v1/search").query(&[("q", "x"), ("kind", "poem")]).send().await.unwrap();
     assert_eq!(r.status(), 422);
+
+    // Notes and highlights, as clients upload them through sync, are searchable by their owner only.
+    let note = uuid::Uuid::new_v4().to_string();
+    let highlight = uuid::Uuid::new_v4().to_string();
+    let at = "2026-11-29T08:00:00Z";
+    let ops = serde_json::json!({ "operations": [
+        { "table": "notes", "op": "PUT", "id": note, "data": { "book_id": guwen, "device_id": "phone", "content": "读书笔记：庄公之谋", "page_number": 3, "created_at": at, "updated_at": at } },
+        { "table": "highlights", "op": "PUT", "id": highlight, "data": { "book_id": guwen, "device_id": "phone", "text": "Harpooneers of the world", "position_start_cfi": "epubcfi(/6/4!/4/2)", "created_at": at, "updated_at": at } },
+    ]});
+    let r = t.post(&ann, "/api/v1/sync/upload").json(&ops).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let hits = search(&t, &ann, "读书笔记").await;
+    assert_eq!(hits["items"][0]["kind"], "note", "{hits}");
+    assert_eq!(hits["items"][0]["book_id"], guwen.as_str());
+    assert_eq!(hits["items"][0]["location"], "page:3");
+    let r: Value =
+        t.get(&ann, "/api/v1/search").query(&[("q", "harpooneer"), ("kind", "highlight")]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["data"]["items"][0]["kind"], "highlight", "{r}");
+    assert_eq!(r["data"]["items"][0]["location"], "epubcfi(/6/4!/4/2)");
+    assert!(search(&t, &bob, "读书笔记").await["items"].as_array().unwrap().is_empty(), "another user's note");
+    let del = serde_json::json!({ "operations": [ { "table": "notes", "op": "DELETE", "id": note } ] });
+    assert_eq!(t.post(&ann, "/api/v1/sync/upload").json(&del).send().await.unwrap().status(), 200);
+    assert!(search(&t, &ann, "读书笔记").await["items"].as_array().unwrap().is_empty(), "a deleted note leaves the index");
     let r = t.get(&ann, "/api/v1/search").query(&[("q", "")]).send().await.unwrap();
     assert_eq!(r.status(), 422);
 

@@ -441,7 +441,8 @@ impl App {
         }
         .to_string();
         let read = self.blobs.get(&key, None).await?;
-        let etag = format!("{}-cover-{}", book.id, book.version);
+        // The worker replaces covers without touching `version`; the key and time say which one this is.
+        let etag = format!("{}-cover-{}", book.id, book.updated_at.timestamp_millis());
         Ok(ContentRead { book, read, media_type, etag })
     }
 }

@@ -94,6 +94,17 @@ async fn epub_and_pdf_get_webp_covers_and_text(backend: Backend) {
     let kinds: Vec<&str> = queued["jobs"].as_array().unwrap().iter().map(|j| j["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"book.metadata") && kinds.contains(&"book.extract"), "{queued}");
 
+    let etag = t.get(&ann, &format!("/api/v1/books/{lunyu}")).send().await.unwrap().headers()["etag"].to_str().unwrap().to_string();
+    drain(&t).await;
+    // Background processing does not invalidate the version a user's edit names in If-Match.
+    let r = t
+        .patch(&ann, &format!("/api/v1/books/{lunyu}/metadata"))
+        .header("If-Match", etag)
+        .json(&serde_json::json!({ "title": "论语" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     drain(&t).await;
     for id in [&lunyu, &pdf, &scanned, &no_cover] {
         let (ct, bytes) = cover_bytes(&t, &ann, id).await;

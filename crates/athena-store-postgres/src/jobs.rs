@@ -348,7 +348,7 @@ pub(crate) async fn update_book_processing(pool: &DbPool, id: &BookId, update: B
              meta = CASE WHEN $11::TEXT IS NULL THEN meta ELSE (
                  (CASE WHEN jsonb_typeof(meta::jsonb) = 'object' THEN meta::jsonb ELSE '{}'::jsonb END
                    || $11::jsonb) - $12::TEXT[])::TEXT END,
-             version = version + 1, updated_at = $13
+             updated_at = $13
          WHERE id = $14
          RETURNING *",
     )

@@ -339,7 +339,7 @@ pub(crate) async fn update_book_processing(pool: &DbPool, id: &BookId, update: B
              ocr_status = COALESCE($9, ocr_status),
              ocr_result_key = COALESCE($10, ocr_result_key),
              meta = COALESCE($11, meta),
-             version = version + 1, updated_at = $12
+             updated_at = $12
          WHERE id = $13
          RETURNING *",
     )

@@ -168,7 +168,8 @@ pub struct QueueStats {
 }
 
 /// What the worker writes back onto a book; `None` leaves a column as it is. Every applied update
-/// bumps `updated_at` and `version`, so the change reaches clients through sync.
+/// sets `updated_at` (the change reaches clients through sync) but not `version`: that is the
+/// If-Match token of users' own edits, which background processing must not invalidate.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BookProcessing {
     pub title: Option<String>,

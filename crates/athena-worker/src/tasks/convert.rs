@@ -9,7 +9,7 @@ use athena_app::pipeline::TaskKind;
 use athena_domain::ObjectKey;
 use athena_store::jobs::{BookProcessing, Job};
 
-use super::{fetch, load_book, record_error};
+use super::{enqueue_next, fetch, load_book, record_error};
 use crate::{Task, TaskCtx, TaskError};
 
 pub struct ConvertTask {
@@ -68,11 +68,8 @@ impl Task for ConvertTask {
                 .await?;
         }
         // Enqueued after the EPUB is recorded, so they read it; dedup keys make a rerun harmless.
-        let max_attempts = ctx.app.config.worker.max_attempts;
-        for kind in [TaskKind::Metadata, TaskKind::Extract] {
-            ctx.app.store.enqueue_job(kind.for_book(&book.id, &book.user_id, max_attempts, ctx.app.clock.now())).await?;
-        }
-        Ok(())
+        enqueue_next(ctx, TaskKind::Metadata, &book).await?;
+        enqueue_next(ctx, TaskKind::Extract, &book).await
     }
 
     async fn give_up(&self, ctx: &TaskCtx, job: &Job, error: &TaskError) -> Result<(), TaskError> {

@@ -10,7 +10,7 @@ use athena_app::pipeline::TaskKind;
 use athena_domain::{BookFormat, ObjectKey};
 use athena_store::jobs::{BookProcessing, Job};
 
-use super::{blocking, fetch, load_book, readable, record_error};
+use super::{blocking, enqueue_next, fetch, load_book, readable, record_error};
 use crate::{Task, TaskCtx, TaskError};
 
 pub struct ExtractTask {
@@ -50,9 +50,7 @@ impl Task for ExtractTask {
             let update = BookProcessing { meta_merge: Some(merge), ..Default::default() };
             ctx.app.store.update_book_processing(&book.id, update, ctx.app.clock.now()).await?;
             // Its title and author are searchable already.
-            let index = TaskKind::Index.for_book(&book.id, &book.user_id, ctx.app.config.worker.max_attempts, ctx.app.clock.now());
-            ctx.app.store.enqueue_job(index).await?;
-            return Ok(());
+            return enqueue_next(ctx, TaskKind::Index, &book).await;
         }
         let text_key = ObjectKey::for_text(&book.content_sha256);
         let (sections, chars) = match ctx.app.blobs.stat(&text_key).await? {
@@ -83,9 +81,7 @@ impl Task for ExtractTask {
             .update_book_processing(&book.id, BookProcessing { meta_merge: Some(merge), ..Default::default() }, ctx.app.clock.now())
             .await?;
         // The text is stored: make it searchable.
-        let index = TaskKind::Index.for_book(&book.id, &book.user_id, ctx.app.config.worker.max_attempts, ctx.app.clock.now());
-        ctx.app.store.enqueue_job(index).await?;
-        Ok(())
+        enqueue_next(ctx, TaskKind::Index, &book).await
     }
 
     async fn give_up(&self, ctx: &TaskCtx, job: &Job, error: &TaskError) -> Result<(), TaskError> {

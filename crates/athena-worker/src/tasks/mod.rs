@@ -67,6 +67,13 @@ pub(crate) async fn load_book(ctx: &TaskCtx, job: &Job) -> Result<Option<Book>, 
     }
 }
 
+/// Queues the next step of a book's processing; its dedup key makes a rerun of this task harmless.
+pub(crate) async fn enqueue_next(ctx: &TaskCtx, kind: TaskKind, book: &Book) -> Result<(), TaskError> {
+    let job = kind.for_book(&book.id, &book.user_id, ctx.app.config.worker.max_attempts, ctx.app.clock.now());
+    ctx.app.store.enqueue_job(job).await?;
+    Ok(())
+}
+
 /// Copies an object into the job's folder.
 pub(crate) async fn fetch(ctx: &TaskCtx, key: &ObjectKey, name: &str) -> Result<PathBuf, TaskError> {
     let path = ctx.work_dir.join(name);

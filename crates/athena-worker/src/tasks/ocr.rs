@@ -16,7 +16,7 @@ use athena_domain::{BookFormat, ObjectKey};
 use athena_ocr::{OcrEngine, OcrLine, PageOcr};
 use athena_store::jobs::{BookProcessing, Job, OcrPage, OcrResult};
 
-use super::{blocking, fetch, load_book, record_error};
+use super::{blocking, enqueue_next, fetch, load_book, record_error};
 use crate::{Task, TaskCtx, TaskError};
 
 /// The engine, loaded on first use and shared by every OCR job of the process (models are large).
@@ -214,10 +214,7 @@ impl Task for OcrTask {
         };
         store.update_book_processing(&book.id, done, ctx.app.clock.now()).await?;
         // The text layer exists now: extract it for search.
-        store
-            .enqueue_job(TaskKind::Extract.for_book(&book.id, &book.user_id, ctx.app.config.worker.max_attempts, ctx.app.clock.now()))
-            .await?;
-        Ok(())
+        enqueue_next(ctx, TaskKind::Extract, &book).await
     }
 
     async fn give_up(&self, ctx: &TaskCtx, job: &Job, error: &TaskError) -> Result<(), TaskError> {

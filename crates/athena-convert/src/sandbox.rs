@@ -4,6 +4,12 @@
 //! the [`Sandbox`] is dropped, whatever happened. The program runs in its own process group so that a timeout (or a
 //! dropped future) kills the program *and* everything it spawned. The address-space limit is applied by exec'ing
 //! through util-linux `prlimit`, because setting rlimits in the child would need `pre_exec`, which is unsafe.
+//!
+//! A destructor cannot run when the server itself is killed (`kill -9`, the OOM killer), so each run also has a
+//! watchdog: a tiny `sh` that leads the process group, blocks reading a pipe whose only writer is this process, and
+//! kills the whole group when that read ends, which the kernel makes happen when this process dies, however it
+//! dies. `setpriv --pdeathsig` would not do: it reaches only the direct child (Calibre's and LibreOffice's
+//! helpers are grandchildren), and it fires when the *thread* that spawned the child exits, not the process.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -75,6 +81,16 @@ impl Sandbox {
     /// Runs `cmd` with this directory as cwd, HOME and TMPDIR.
     pub async fn run(&self, cmd: &SandboxCommand, limits: &SandboxLimits) -> Result<RunOutput, SandboxError> {
         run_in_dir(&self.dir, cmd, limits).await
+    }
+
+    /// [`Sandbox::run`] for synchronous callers on a blocking thread (OCR and cover rendering run there): drives the
+    /// run on a small current-thread runtime of its own. Must not be called from inside an async task.
+    pub fn run_blocking(&self, cmd: &SandboxCommand, limits: &SandboxLimits) -> Result<RunOutput, SandboxError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| SandboxError::Spawn { program: cmd.program.to_string_lossy().into_owned(), source })?;
+        runtime.block_on(run_in_dir(&self.dir, cmd, limits))
     }
 }
 
@@ -293,6 +309,15 @@ async fn run_in_dir(dir: &Path, cmd: &SandboxCommand, limits: &SandboxLimits) ->
         c.args(&rlimits).arg("--").arg(&program);
         c
     };
+    // The watchdog goes first and leads the group the program joins, so there is no moment when the program runs
+    // without someone to kill it if this process dies.
+    let mut watchdog = spawn_watchdog()?;
+    let pgid = watchdog.id().and_then(|id| i32::try_from(id).ok()).ok_or_else(|| SandboxError::Spawn {
+        program: "sh (sandbox watchdog)".into(),
+        source: std::io::Error::other("the watchdog exited at once"),
+    })?;
+    // From here on, whatever happens (error, timeout, drop), the whole group (watchdog included) is killed.
+    let mut guard = GroupGuard { pgid: Some(Pid::from_raw(pgid)) };
     command
         .args(&cmd.args)
         .current_dir(dir)
@@ -305,13 +330,11 @@ async fn run_in_dir(dir: &Path, cmd: &SandboxCommand, limits: &SandboxLimits) ->
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
+        .process_group(pgid)
         .kill_on_drop(true);
 
     let started = Instant::now();
     let mut child = command.spawn().map_err(|source| SandboxError::Spawn { program: program_name.clone(), source })?;
-    // With process_group(0) the child's pid is its group id.
-    let mut guard = GroupGuard { pgid: child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw) };
 
     let stdout = child.stdout.take().map(|s| tokio::spawn(capture(s, limits.stdout)));
     let stderr = child.stderr.take().map(|s| tokio::spawn(capture(s, StdoutMode::Tail(limits.stderr_tail_bytes))));
@@ -343,8 +366,10 @@ async fn run_in_dir(dir: &Path, cmd: &SandboxCommand, limits: &SandboxLimits) ->
             }
         }
     };
-    // The main process is gone; take its helpers with it so that nothing outlives the sandbox directory.
+    // The main process is gone; take its helpers (and the watchdog) with it so that nothing outlives the sandbox
+    // directory.
     guard.kill();
+    let _ = watchdog.wait().await;
 
     let stdout = match (stdout_result, stdout) {
         (Some(c), _) => c,
@@ -364,6 +389,30 @@ async fn run_in_dir(dir: &Path, cmd: &SandboxCommand, limits: &SandboxLimits) ->
         stderr_truncated: stderr.truncated,
         elapsed: started.elapsed(),
     })
+}
+
+/// The watchdog's script: `read` returns only at end of file, i.e. once every writer of its stdin is gone, and the only
+/// writer is this process (the pipe is close-on-exec, so no tool inherits it). `kill 0` signals the watchdog's own
+/// process group: the tool, its children and the watchdog itself.
+const WATCHDOG_SCRIPT: &str = "read -r _; kill -KILL 0";
+
+/// Starts the watchdog as the leader of a new process group; the returned child holds the pipe's write end, which
+/// must stay open (it does while the `Child` lives) for as long as the tool runs.
+fn spawn_watchdog() -> Result<tokio::process::Child, SandboxError> {
+    let sh = find_program(OsStr::new("sh")).ok_or(SandboxError::NotFound { program: "sh".into() })?;
+    Command::new(sh)
+        .arg("-c")
+        .arg(WATCHDOG_SCRIPT)
+        .env_clear()
+        .env("PATH", sandbox_path())
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| SandboxError::Spawn { program: "sh (sandbox watchdog)".into(), source })
 }
 
 async fn drain(mut task: tokio::task::JoinHandle<Capture>) -> Capture {

@@ -1,16 +1,15 @@
 //! First page of a PDF as PNG, rendered by Poppler's `pdftoppm` in a child process.
 //!
-//! A separate process keeps a hostile PDF's parser crashes and memory out of the server; the
-//! child is killed at the deadline, its output is capped, and its files are removed.
+//! A separate process keeps a hostile PDF's parser crashes and memory out of the server. It runs in the conversion
+//! sandbox of `athena-convert` (one runner for every tool): killed with its process group at the deadline or when
+//! the server dies, its output capped, its directory and files removed.
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
-use wait_timeout::ChildExt;
+use athena_convert::sandbox::{ExitKind, Sandbox, SandboxCommand, SandboxError, SandboxLimits, StdoutMode};
 
 use crate::MediaError;
 
@@ -33,26 +32,6 @@ pub fn pdf_first_page_png(pdf: &Path, width_px: u32, timeout: Duration, tmp_dir:
     render_with_tool(OsStr::new(PDFTOPPM), pdf, width_px, timeout, tmp_dir)
 }
 
-/// Removes the output file when dropped, so early returns and timeouts leave nothing behind.
-struct TempOutput(PathBuf);
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.0) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.0.display(), error = %e, "could not remove render output");
-            }
-        }
-    }
-}
-
-fn unique_prefix(tmp_dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    tmp_dir.join(format!("athena-page1-{}-{n}-{nanos}", std::process::id()))
-}
-
 fn render_with_tool(tool: &OsStr, pdf: &Path, width_px: u32, timeout: Duration, tmp_dir: &Path) -> Result<Vec<u8>, MediaError> {
     if !PDF_WIDTH_RANGE.contains(&width_px) {
         return Err(MediaError::InvalidArgument { message: format!("width {width_px} is outside {PDF_WIDTH_RANGE:?}") });
@@ -60,68 +39,40 @@ fn render_with_tool(tool: &OsStr, pdf: &Path, width_px: u32, timeout: Duration, 
     if !pdf.is_file() {
         return Err(MediaError::RenderFailed { message: format!("{} is not a readable file", pdf.display()) });
     }
-    let prefix = unique_prefix(tmp_dir);
-    // With -singlefile, pdftoppm writes exactly `<prefix>.png`.
-    let output = TempOutput(prefix.with_extension("png"));
+    // The sandbox directory (removed when `sandbox` drops, whatever happens) is the tool's working directory and
+    // receives its one output file.
+    let sandbox = Sandbox::create(tmp_dir).map_err(|e| MediaError::io("creating the render sandbox", sandbox_io(e)))?;
+    let prefix = sandbox.path().join("page1");
     let max_height = width_px * MAX_ASPECT;
-
-    let mut child = Command::new(tool)
+    let pdf = std::path::absolute(pdf).unwrap_or_else(|_| pdf.to_path_buf());
+    let cmd = SandboxCommand::new(tool)
         .args(["-f", "1", "-l", "1", "-singlefile", "-png"])
         .args(["-scale-to-x", &width_px.to_string(), "-scale-to-y", "-1"])
         // Crop box in output pixels: bounds the raster even for absurd page shapes.
         .args(["-x", "0", "-y", "0", "-W", &width_px.to_string()])
         .args(["-H", &max_height.to_string()])
         .arg("--")
-        .arg(pdf)
-        .arg(&prefix)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => MediaError::ToolMissing { tool: PDFTOPPM },
-            _ => MediaError::io("starting pdftoppm", e),
-        })?;
-
-    // Drain stderr on a thread: a child blocked on a full pipe would look like a timeout.
-    let stderr = child.stderr.take();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        if let Some(mut s) = stderr {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = s.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let room = STDERR_KEEP.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    });
-
-    let status = match child.wait_timeout(timeout) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            // Kill, then reap so no zombie is left; errors here mean it already exited. The
-            // stderr thread is not joined: a grandchild could hold the pipe open, and the
-            // thread ends by itself when the pipe closes.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MediaError::RenderTimeout { after: timeout });
-        }
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MediaError::io("waiting for pdftoppm", e));
-        }
+        .arg(&pdf)
+        .arg(&prefix);
+    let limits = SandboxLimits {
+        wall_time: timeout,
+        address_space_bytes: None,
+        // With -singlefile, pdftoppm writes exactly `<prefix>.png`; a bigger one is refused below anyway.
+        file_size_bytes: Some(MAX_PNG_BYTES + 1),
+        stdout: StdoutMode::Tail(STDERR_KEEP),
+        stderr_tail_bytes: STDERR_KEEP,
     };
-    let stderr_text = stderr_reader.join().unwrap_or_default();
-
-    if !status.success() {
-        return Err(MediaError::RenderFailed { message: format!("pdftoppm exited with {status}: {}", summarise(&stderr_text)) });
+    let out = sandbox.run_blocking(&cmd, &limits).map_err(|e| match e {
+        SandboxError::NotFound { .. } => MediaError::ToolMissing { tool: PDFTOPPM },
+        other => MediaError::io("running pdftoppm", sandbox_io(other)),
+    })?;
+    let stderr_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    match out.exit {
+        ExitKind::Exited(0) => {}
+        ExitKind::TimedOut => return Err(MediaError::RenderTimeout { after: timeout }),
+        other => return Err(MediaError::RenderFailed { message: format!("pdftoppm ended with {other:?}: {}", summarise(&stderr_text)) }),
     }
-    let file = std::fs::File::open(&output.0)
+    let file = std::fs::File::open(prefix.with_extension("png"))
         .map_err(|_| MediaError::RenderFailed { message: format!("pdftoppm produced no page image: {}", summarise(&stderr_text)) })?;
     let len = file.metadata().map_err(|e| MediaError::io("reading render output", e))?.len();
     if len > MAX_PNG_BYTES {
@@ -136,6 +87,13 @@ fn render_with_tool(tool: &OsStr, pdf: &Path, width_px: u32, timeout: Duration, 
         return Err(MediaError::RenderFailed { message: "pdftoppm output is not a PNG".to_owned() });
     }
     Ok(png)
+}
+
+fn sandbox_io(e: SandboxError) -> std::io::Error {
+    match e {
+        SandboxError::CreateDir { source, .. } | SandboxError::Spawn { source, .. } | SandboxError::Wait { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    }
 }
 
 /// The first non-empty stderr lines on one line, for the error message.

@@ -1,59 +1,70 @@
-//! Running external tools with a time limit and bounded output.
+//! Running external tools (Poppler, Tesseract) with a time limit and bounded output, through the conversion
+//! sandbox of `athena-convert`: own directory, clean environment, the whole process group killed on timeout, and
+//! killed too when the server dies (its watchdog), so no tool outlives a killed worker.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use athena_convert::sandbox::{ExitKind, Sandbox, SandboxCommand, SandboxError, SandboxLimits, StdoutMode};
 
 use crate::OcrError;
 
-/// What a finished tool printed (each stream cut at the caller's limit).
+/// What a finished tool printed (stdout, up to the caller's limit).
 pub(crate) struct ToolOutput {
     pub stdout: Vec<u8>,
 }
 
-fn read_capped(mut r: impl Read + Send + 'static, limit: u64) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = (&mut r).take(limit).read_to_end(&mut buf);
-        // Keep draining so the child never blocks on a full pipe.
-        let _ = std::io::copy(&mut r, &mut std::io::sink());
-        buf
-    })
+/// Environment the tools may need from the server's (the sandbox starts from an empty one).
+const PASSED_ON: &[&str] = &["TESSDATA_PREFIX"];
+
+/// Runs `cmd` (program, arguments and the variables set on it) in a sandbox under `work_parent`, killing it after
+/// `timeout`; stdout beyond `max_stdout` bytes ends the run as a failure. A non-zero exit is an error carrying the
+/// start of stderr. Paths in the arguments must be absolute (the tool's working directory is the sandbox).
+pub(crate) fn run(cmd: Command, work_parent: &Path, timeout: Duration, max_stdout: u64) -> Result<ToolOutput, OcrError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut sandboxed = SandboxCommand::new(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            sandboxed = sandboxed.env(key, value);
+        }
+    }
+    for key in PASSED_ON {
+        if cmd.get_envs().all(|(k, _)| k != OsStr::new(key)) {
+            if let Some(value) = std::env::var_os(key) {
+                sandboxed = sandboxed.env(key, value);
+            }
+        }
+    }
+    let limits = SandboxLimits {
+        wall_time: timeout,
+        // As before the sandbox: Poppler and Tesseract are bounded by the page's pixel limit, not by rlimits.
+        address_space_bytes: None,
+        file_size_bytes: None,
+        stdout: StdoutMode::Collect(usize::try_from(max_stdout).unwrap_or(usize::MAX)),
+        stderr_tail_bytes: 8 * 1024,
+    };
+    let sandbox = Sandbox::create(work_parent).map_err(|e| OcrError::io(format!("creating a sandbox for {program}"), sandbox_io(e)))?;
+    let out = sandbox.run_blocking(&sandboxed, &limits).map_err(|e| match e {
+        SandboxError::NotFound { .. } => OcrError::ToolMissing { program: program.clone(), message: "not installed".into() },
+        other => OcrError::ToolMissing { program: program.clone(), message: other.to_string() },
+    })?;
+    let stderr = || String::from_utf8_lossy(&out.stderr).trim().chars().take(1000).collect::<String>();
+    match out.exit {
+        ExitKind::Exited(0) => Ok(ToolOutput { stdout: out.stdout }),
+        ExitKind::TimedOut => Err(OcrError::Timeout { program, seconds: timeout.as_secs() }),
+        ExitKind::OutputLimit => {
+            Err(OcrError::ToolFailed { program, status: format!("more than {max_stdout} bytes of output"), stderr: stderr() })
+        }
+        ExitKind::Exited(code) => Err(OcrError::ToolFailed { program, status: format!("exit status: {code}"), stderr: stderr() }),
+        ExitKind::Signaled(signal) => Err(OcrError::ToolFailed { program, status: format!("signal: {signal}"), stderr: stderr() }),
+    }
 }
 
-/// Runs `cmd`, killing it after `timeout`; stdout beyond `max_stdout` bytes is discarded.
-/// A non-zero exit is an error carrying the start of stderr.
-pub(crate) fn run(mut cmd: Command, timeout: Duration, max_stdout: u64) -> Result<ToolOutput, OcrError> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| OcrError::ToolMissing { program: program.clone(), message: e.to_string() })?;
-    let out = child.stdout.take().map(|s| read_capped(s, max_stdout));
-    let err = child.stderr.take().map(|s| read_capped(s, 8 * 1024));
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(OcrError::Timeout { program, seconds: timeout.as_secs() });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(OcrError::io(format!("waiting for {program}"), e)),
-        }
-    };
-    let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
-    let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
-    if !status.success() {
-        return Err(OcrError::ToolFailed {
-            program,
-            status: status.to_string(),
-            stderr: String::from_utf8_lossy(&stderr).trim().chars().take(1000).collect(),
-        });
+fn sandbox_io(e: SandboxError) -> std::io::Error {
+    match e {
+        SandboxError::CreateDir { source, .. } | SandboxError::Spawn { source, .. } | SandboxError::Wait { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
     }
-    Ok(ToolOutput { stdout })
 }

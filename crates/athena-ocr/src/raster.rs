@@ -46,8 +46,8 @@ impl Rasterizer {
         if let Some(n) = page {
             cmd.args(["-f", &n.to_string(), "-l", &n.to_string()]);
         }
-        cmd.arg(pdf);
-        let out = crate::process::run(cmd, self.timeout, MAX_INFO).map_err(|e| match e {
+        cmd.arg(absolute(pdf));
+        let out = crate::process::run(cmd, &std::env::temp_dir(), self.timeout, MAX_INFO).map_err(|e| match e {
             OcrError::ToolFailed { stderr, .. } => OcrError::BadPdf(stderr),
             other => other,
         })?;
@@ -76,19 +76,25 @@ impl Rasterizer {
             Some((w, h)) => fit_dpi(self.dpi, w, h, self.max_pixels),
             None => self.dpi,
         };
+        let out_dir = absolute(out_dir);
         let prefix = out_dir.join(format!("page-{page}"));
         let mut cmd = Command::new(&self.pdftoppm);
         cmd.args(["-f", &page.to_string(), "-l", &page.to_string(), "-r", &dpi.to_string()])
             .args(["-png", "-singlefile"])
-            .arg(pdf)
+            .arg(absolute(pdf))
             .arg(&prefix);
-        crate::process::run(cmd, self.timeout, MAX_INFO)?;
+        crate::process::run(cmd, &out_dir, self.timeout, MAX_INFO)?;
         let path = prefix.with_extension("png");
         if !path.is_file() {
             return Err(OcrError::BadPdf(format!("pdftoppm wrote no image for page {page}")));
         }
         Ok(RasterPage { path, dpi })
     }
+}
+
+/// Tools run with their sandbox as working directory, so relative paths are resolved here first.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// `Page    3 size: 595.276 x 841.89 pts (A4)` → (595.276, 841.89).

@@ -44,7 +44,7 @@ impl OcrEngine for TesseractOcr {
             .arg("stdout")
             .args(["-l", &self.config.tesseract_langs, "--psm", "3", "tsv"])
             .env("OMP_THREAD_LIMIT", self.config.intra_threads.max(1).to_string());
-        let out = crate::process::run(cmd, self.config.timeout, MAX_TSV)?;
+        let out = crate::process::run(cmd, dir.path(), self.config.timeout, MAX_TSV)?;
         let tsv = String::from_utf8_lossy(&out.stdout);
         Ok(PageOcr::new(w, h, parse_tsv(&tsv)))
     }

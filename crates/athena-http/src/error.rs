@@ -11,6 +11,8 @@ pub struct ApiError {
     pub message: String,
     pub details: serde_json::Value,
     pub retry_after: Option<u64>,
+    /// An internal error's cause chain: logged, handed to the error reporter (`report.rs`), never sent.
+    pub(crate) internal: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -50,7 +52,7 @@ pub fn status_for(code: &str) -> StatusCode {
 
 impl ApiError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { status: status_for(code), code, message: message.into(), details: serde_json::json!({}), retry_after: None }
+        Self { status: status_for(code), code, message: message.into(), details: serde_json::json!({}), retry_after: None, internal: None }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -75,10 +77,13 @@ impl From<AppError> for ApiError {
             AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
+        let mut internal = None;
         let message = match &e {
             // Internal details are logged once here, never sent.
             AppError::Internal(_) | AppError::Unavailable(_) => {
-                tracing::error!(error = %error_chain(&e), code, "request failed");
+                let chain = error_chain(&e);
+                tracing::error!(error = %chain, code, "request failed");
+                internal = Some(chain);
                 e.to_string()
             }
             other => other.to_string(),
@@ -87,7 +92,7 @@ impl From<AppError> for ApiError {
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => status_for(code),
         };
-        Self { status, code, message, details: e.details(), retry_after }
+        Self { status, code, message, details: e.details(), retry_after, internal }
     }
 }
 
@@ -106,6 +111,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { status: "error", code: self.code, message: &self.message, details: &self.details, detail: self.code };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status.is_server_error() {
+            response.extensions_mut().insert(crate::report::InternalCause { code: self.code, detail: self.internal });
+        }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body was never read: the connection cannot be reused.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -1,5 +1,6 @@
 //! Opaque page cursors: the offset of the next page and a fingerprint of the query, so a cursor
 //! replayed with another query (or another user) is refused instead of paging something else.
+//! Public so that engines in other crates page exactly as the embedded one does.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -7,14 +8,15 @@ use base64::Engine;
 use crate::{Query, Result, SearchError};
 
 /// Deepest offset a cursor may carry; beyond it paging costs more than it is worth.
-pub(crate) const MAX_OFFSET: usize = 10_000;
+pub const MAX_OFFSET: usize = 10_000;
 
-pub(crate) fn encode(offset: usize, q: &Query) -> String {
+/// The cursor of the page that starts at `offset` of `q`'s results.
+pub fn encode(offset: usize, q: &Query) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1.{offset}.{:016x}", fingerprint(q)))
 }
 
 /// The offset a cursor points at; 0 without one.
-pub(crate) fn decode(q: &Query) -> Result<usize> {
+pub fn decode(q: &Query) -> Result<usize> {
     let Some(cursor) = &q.cursor else { return Ok(0) };
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| SearchError::InvalidCursor)?;
     let raw = std::str::from_utf8(&raw).map_err(|_| SearchError::InvalidCursor)?;

@@ -17,7 +17,9 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 use crate::analysis::{AthenaTokenizer, Stream};
 use crate::query::{parse_query, Phrase};
-use crate::{cursor, highlight, validate_doc, Doc, Hit, IndexHealth, Kind, Page, Query, Result, SearchError, SearchIndex, MAX_LIMIT};
+use crate::{
+    cursor, highlight, validate_doc, Doc, Hit, IndexHealth, Kind, Page, Query, Result, SearchError, SearchIndex, MAX_LIMIT, SNIPPET_CHARS,
+};
 
 /// Bump when analysis or the schema changes: an index built by another version must be rebuilt.
 const FORMAT_VERSION: u32 = 1;
@@ -25,7 +27,6 @@ const FORMAT_VERSION: u32 = 1;
 const VERSION_FILE: &str = "athena-search.version";
 /// Present while a rebuild is under way, so a crash mid-rebuild is still reported after restart.
 const REBUILDING_FILE: &str = "athena-search.rebuilding";
-const SNIPPET_CHARS: usize = 160;
 /// Indexing memory per writer thread.
 const WRITER_BYTES_PER_THREAD: usize = 32 << 20;
 
@@ -412,6 +413,10 @@ impl SearchIndex for TantivyIndex {
             }
             State::Corrupt(reason) => IndexHealth::Corrupt { reason: reason.clone() },
         }
+    }
+
+    fn mark_ready(&self) -> Result<()> {
+        TantivyIndex::mark_ready(self)
     }
 
     fn engine(&self) -> &'static str {

@@ -474,7 +474,12 @@ async fn the_watch_folder_imports_and_sorts_files() {
 async fn search(t: &TestApp, user: &User, query: &str) -> Value {
     let r = t.get(user, "/api/v1/search").query(&[("q", query)]).send().await.unwrap();
     assert_eq!(r.status(), 200, "{query}");
-    assert_eq!(r.headers()["x-search-engine"], "tantivy");
+    // ATHENA_SEARCH_ENGINE=auto: the database's own engine on PostgreSQL.
+    let engine = match t.backend {
+        Backend::Embedded => "tantivy",
+        Backend::PostgresS3 => "postgres",
+    };
+    assert_eq!(r.headers()["x-search-engine"], engine);
     r.json::<Value>().await.unwrap()["data"].clone()
 }
 

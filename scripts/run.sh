@@ -8,4 +8,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Calibre, Poppler, Tesseract, a CJK font, and the OCR models (pinned by hash).
 bash scripts/install-deps.sh
 cargo build --release --locked -p athena
+# The web app served at / (web/dist): npm ci only when its lockfile changed, then the Vite build.
+bash web/build.sh
 exec ./target/release/athena serve "$@"

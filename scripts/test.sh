@@ -68,3 +68,6 @@ export ATHENA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/athena"
 cargo build --locked -p athena
 (unset ATHENA_TEST_DATABASE_URL; bash tests/sync-client/run.sh)
 bash tests/sync-client/run.sh
+
+step "web app: lint, unit tests, build, end-to-end in Debian chromium against athena serve"
+bash web/e2e/run.sh

@@ -1,5 +1,5 @@
 //! Athena's HTTP surface: the axum router for `/api/v1`, the operations endpoints (`/health`,
-//! `/metrics`, `/docs`, `/openapi.json`) and the web app's placeholder at `/`.
+//! `/metrics`, `/docs`, `/openapi.json`) and the built web app at `/` (a placeholder page until it is built).
 //!
 //! Handlers are thin: extract and parse, call one use case on [`athena_app::App`], map the result.
 //! Every error leaves through [`error::ApiError`], which renders the envelope and the stable code of
@@ -13,9 +13,11 @@ pub mod health;
 mod idempotency;
 mod metrics;
 mod openapi;
+pub mod report;
 mod routes;
 mod state;
 mod views;
+mod web;
 
 pub use error::ApiError;
 pub use health::{ComponentHealth, HealthCheck, HealthReport};

@@ -1,6 +1,6 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::health::{report, HealthReport};
 use crate::state::ApiState;
@@ -22,9 +22,4 @@ pub async fn metrics(State(s): State<ApiState>) -> Response {
     metrics::gauge!("athena_db_pool_connections", "state" => "max").set(f64::from(pool.max));
     crate::metrics::refresh_queue_gauges(&*s.app.store).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
-}
-
-/// Until the web app lands, `/` says what this server is and where to go.
-pub async fn placeholder() -> Html<&'static str> {
-    Html(include_str!("placeholder.html"))
 }

@@ -17,6 +17,7 @@ mod mailer;
 pub mod pipeline;
 mod processing;
 mod search;
+pub mod semantic;
 mod shelves;
 mod sync_upload;
 
@@ -45,6 +46,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The search index, when this process has one (the API and worker roles open it).
     pub search: Option<Arc<dyn athena_search::SearchIndex>>,
+    /// The embedding model, when semantic search is on (`with_semantic`).
+    pub semantic: Option<Arc<semantic::Semantic>>,
     mailer: Arc<dyn Mailer>,
     tokens: Arc<auth::TokenKeys>,
     live_sessions: Arc<auth::LiveSessions>,
@@ -61,7 +64,7 @@ impl App {
     ) -> AppResult<Self> {
         let secret = config.jwt_secret.as_ref().ok_or_else(|| AppError::Internal("no signing secret configured".into()))?;
         let tokens = Arc::new(auth::TokenKeys::new(secret.expose().as_bytes()));
-        Ok(Self { store, blobs, config, clock, search: None, mailer, tokens, live_sessions: Default::default() })
+        Ok(Self { store, blobs, config, clock, search: None, semantic: None, mailer, tokens, live_sessions: Default::default() })
     }
 
     /// The same use cases with a search index.

@@ -22,12 +22,17 @@ pub enum TaskKind {
     Index,
     /// OCR of an image PDF into page text and a layered PDF.
     Ocr,
+    /// The book's text in chunks through the embedding model, for semantic search.
+    Embed,
+    /// A user's changed notes and highlights through the embedding model.
+    EmbedAnnotations,
     /// Does nothing; for queue benchmarks and tests.
     Noop,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 6] = [Self::Convert, Self::Metadata, Self::Extract, Self::Index, Self::Ocr, Self::Noop];
+    pub const ALL: [TaskKind; 8] =
+        [Self::Convert, Self::Metadata, Self::Extract, Self::Index, Self::Ocr, Self::Embed, Self::EmbedAnnotations, Self::Noop];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,14 +41,17 @@ impl TaskKind {
             Self::Extract => "book.extract",
             Self::Index => "book.index",
             Self::Ocr => "book.ocr",
+            Self::Embed => "book.embed",
+            Self::EmbedAnnotations => "annotations.embed",
             Self::Noop => "noop",
         }
     }
 
-    /// The seed's queue for this work: OCR on `gpu_high`, the rest on `cpu_default`.
+    /// The seed's queue for this work: OCR on `gpu_high`, embeddings on `gpu_low`, the rest on `cpu_default`.
     pub fn queue(self) -> Queue {
         match self {
             Self::Ocr => Queue::GpuHigh,
+            Self::Embed | Self::EmbedAnnotations => Queue::GpuLow,
             _ => Queue::CpuDefault,
         }
     }
@@ -77,6 +85,29 @@ impl FromStr for TaskKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown job kind {s:?}"))
+    }
+}
+
+/// A job embedding some of a user's notes and highlights (`(table, id)` pairs as the sync upload
+/// names them). Not deduplicated: each carries its own rows, and embedding a row twice is harmless.
+pub fn embed_annotations_job(user: &UserId, rows: &[(String, String)], max_attempts: u32, now: DateTime<Utc>) -> NewJob {
+    let kind = TaskKind::EmbedAnnotations;
+    NewJob {
+        id: uuid::Uuid::now_v7(),
+        queue: kind.queue(),
+        kind: kind.as_str().to_string(),
+        payload: serde_json::json!({
+            "user_id": user.as_str(),
+            "rows": rows.iter().map(|(table, id)| serde_json::json!({ "table": table, "id": id })).collect::<Vec<_>>(),
+        }),
+        dedup_key: None,
+        max_attempts: max_attempts as i32,
+        // Before books: a note is small and its user is waiting to find it.
+        priority: 5,
+        run_at: now,
+        user_id: Some(user.clone()),
+        book_id: None,
+        now,
     }
 }
 

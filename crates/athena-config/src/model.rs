@@ -68,6 +68,18 @@ pub enum OcrEngineKind {
     Off,
 }
 
+/// Which keyword search engine serves `/search`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchEngineKind {
+    /// PostgreSQL when the database is PostgreSQL (one index shared by every replica), else tantivy.
+    Auto,
+    /// The embedded index in the hot dir (one writing process).
+    Tantivy,
+    /// Full-text tables in the PostgreSQL database; requires a PostgreSQL `DATABASE_URL`.
+    Postgres,
+}
+
 /// The worker role: queues, time limits, conversion, OCR, watch folder.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkerConfig {
@@ -81,11 +93,15 @@ pub struct WorkerConfig {
     pub timeout_conversion_secs: u64,
     pub timeout_ocr_secs: u64,
     pub timeout_indexing_secs: u64,
+    pub timeout_embedding_secs: u64,
     pub timeout_covers_secs: u64,
     pub convert_memory_mb: u64,
     pub ocr_engine: OcrEngineKind,
     pub model_dir: PathBuf,
     pub ort_dylib: PathBuf,
+    /// The embedding model for semantic search; `None` when semantic search is off (or `auto` and
+    /// the file is missing).
+    pub embed_model: Option<PathBuf>,
     pub ocr_dpi: u32,
     /// Page limits of the 1-, 2- and 3-unit tiers; more pages than the last is refused.
     pub ocr_tiers: Vec<u32>,
@@ -143,7 +159,10 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub sentry_dsn: Option<Secret>,
     pub cors_origins: Vec<String>,
+    /// The built web app served at `/` (`web/dist`); the placeholder page when it has no `index.html`.
+    pub web_dir: PathBuf,
     pub global_dedup: bool,
+    pub search_engine: SearchEngineKind,
     pub limits: Limits,
     pub worker: WorkerConfig,
     pub backup: BackupConfig,
@@ -429,7 +448,19 @@ impl Resolver {
             smtp,
             sentry_dsn: self.text("sentry_dsn").map(Secret::new),
             cors_origins,
+            web_dir: PathBuf::from(self.text("web_dir").unwrap_or("web/dist")),
             global_dedup: self.flag("global_dedup", true)?,
+            search_engine: match self.text("search_engine").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("auto") => SearchEngineKind::Auto,
+                Some("tantivy") => SearchEngineKind::Tantivy,
+                Some("postgres") | Some("postgresql") => SearchEngineKind::Postgres,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        self.name("search_engine"),
+                        format!("must be auto, tantivy or postgres, got `{other}`"),
+                    ))
+                }
+            },
             limits,
             worker,
             backup,
@@ -457,6 +488,13 @@ impl Resolver {
         let model_dir = PathBuf::from(self.text("model_dir").unwrap_or("./models"));
         let ort_dylib =
             self.text("ort_dylib").map(PathBuf::from).unwrap_or_else(|| model_dir.join("onnxruntime").join("libonnxruntime.so"));
+        let embed_path = self.text("embed_model").map(PathBuf::from).unwrap_or_else(|| model_dir.join("e5-small").join("e5-small-q4.bin"));
+        let embed_model = match self.text("semantic").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => embed_path.exists().then_some(embed_path),
+            Some("on") => Some(embed_path),
+            Some("off") => None,
+            Some(other) => return Err(ConfigError::invalid(self.name("semantic"), format!("must be auto, on or off, got `{other}`"))),
+        };
         let ocr_tiers = match self.text("ocr_tiers") {
             None => vec![600, 1000, 2000],
             Some(v) => {
@@ -486,11 +524,13 @@ impl Resolver {
             timeout_conversion_secs: positive("job_timeout_conversion_secs", 300)?,
             timeout_ocr_secs: positive("job_timeout_ocr_secs", 1800)?,
             timeout_indexing_secs: positive("job_timeout_indexing_secs", 600)?,
+            timeout_embedding_secs: positive("job_timeout_embedding_secs", 3600)?,
             timeout_covers_secs: positive("job_timeout_covers_secs", 120)?,
             convert_memory_mb: positive("convert_memory_mb", 4096)?,
             ocr_engine,
             model_dir,
             ort_dylib,
+            embed_model,
             ocr_dpi,
             ocr_tiers,
             ocr_free_units: self.parse("ocr_free_units", 3, "a number")?,

@@ -11,9 +11,10 @@
 
 pub mod analysis;
 pub mod conformance;
-mod cursor;
+pub mod cursor;
 mod import;
 mod query;
+pub mod semantic;
 mod snippet;
 mod tantivy_index;
 
@@ -26,6 +27,8 @@ pub use tantivy_index::TantivyIndex;
 
 /// Most hits one page may hold.
 pub const MAX_LIMIT: usize = 100;
+/// Length of a hit's snippet, in characters of the original text.
+pub const SNIPPET_CHARS: usize = 160;
 
 /// What a document is; filters and hits name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -191,6 +194,11 @@ pub trait SearchIndex: Send + Sync {
     fn search(&self, q: &Query) -> Result<Page<Hit>>;
     fn commit(&self) -> Result<()>;
     fn health(&self) -> IndexHealth;
+    /// Records that a rebuild finished: health `Rebuilding` becomes `Ready`. Engines without a
+    /// rebuild state accept it and do nothing.
+    fn mark_ready(&self) -> Result<()> {
+        Ok(())
+    }
     /// Short engine name for the `X-Search-Engine` header.
     fn engine(&self) -> &'static str;
 }

@@ -100,6 +100,10 @@ pub async fn open_app(config: Config) -> anyhow::Result<athena_app::App> {
     let store = open_store(&config).await?;
     store.migrate().await.context("database migrations")?;
     let (blobs, _) = open_blobs(&config, "http://127.0.0.1").await?;
-    athena_app::App::new(store, blobs, config, Arc::new(athena_app::LogMailer), Arc::new(athena_app::SystemClock))
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let app = athena_app::App::new(store, blobs, config.clone(), Arc::new(athena_app::LogMailer), Arc::new(athena_app::SystemClock))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match crate::semantic::embedder(&config) {
+        Some(embedder) => app.with_semantic(embedder),
+        None => app,
+    })
 }

@@ -10,7 +10,9 @@
 
 pub mod backends;
 mod doctor;
+mod error_report;
 mod metered;
+mod semantic;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -116,6 +118,8 @@ impl Application {
     /// As [`Application::build`], with a clock tests can move (code expiry, rate-limit windows).
     pub async fn build_with_clock(mut config: Config, roles: &[Role], clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let roles: Vec<Role> = if roles.is_empty() { vec![Role::Api, Role::Sync, Role::Worker] } else { roles.to_vec() };
+        // Before anything can fail or panic: with SENTRY_DSN set, panics and 5xx responses are reported.
+        error_report::install(&config, &roles);
         config.ensure_dev_secret().context("signing secret")?;
         backends::ensure_dirs(&config)?;
         let config = Arc::new(config);
@@ -141,8 +145,8 @@ impl Application {
             None => Arc::new(LogMailer),
         };
         let mut app = App::new(store.clone(), blobs.clone(), config.clone(), mailer, clock).map_err(|e| anyhow::anyhow!("{e}"))?;
-        // The embedded search index lives in the hot dir; one process writes it (tantivy's lock).
-        let opened = if roles.contains(&Role::Api) || roles.contains(&Role::Worker) { open_search(&config, &*store).await } else { None };
+        // The keyword search engine: tantivy in the hot dir (one writing process) or PostgreSQL (shared).
+        let opened = if roles.contains(&Role::Api) || roles.contains(&Role::Worker) { open_search(&config, &*store).await? } else { None };
         let (search, rebuild) = match opened {
             Some((index, needs_rebuild)) => {
                 let shared: Arc<dyn athena_search::SearchIndex> = index.clone();
@@ -152,6 +156,9 @@ impl Application {
         };
         if let Some(index) = &search {
             app = app.with_search(index.clone());
+        }
+        if let Some(embedder) = semantic::embedder(&config) {
+            app = app.with_semantic(embedder);
         }
         let removed = app.clear_spool().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if removed > 0 {
@@ -398,30 +405,70 @@ impl Application {
     }
 }
 
-/// Opens the embedded search index in `hot/index/tantivy`; one that another process holds is left
-/// to it (None). A corrupt index is reset. The bool says whether the index must be rebuilt: it is new
-/// or reset (or a previous process left its rebuild unfinished) while the database has live books.
-/// With no live books a new index is marked ready at once.
-async fn open_search(config: &Config, store: &dyn athena_store::Store) -> Option<(Arc<athena_search::TantivyIndex>, bool)> {
-    let dir = config.hot_dir.join("index").join("tantivy");
-    let index = match athena_search::TantivyIndex::open(&dir) {
-        Ok(index) => index,
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "search index not opened; this process serves no search");
-            return None;
+/// Opens the search engine the configuration picks (`ATHENA_SEARCH_ENGINE`): on `auto`, the
+/// PostgreSQL engine when the database is PostgreSQL (every replica shares its index), else the
+/// embedded index in `hot/index/tantivy`, which one process writes: one that another process
+/// holds is left to it (None). A corrupt tantivy index is reset. The bool says whether the index
+/// must be rebuilt: it is new or reset (or a previous process left its rebuild unfinished) while
+/// the database has live books. With no live books a new index is marked ready at once.
+async fn open_search(
+    config: &Config,
+    store: &dyn athena_store::Store,
+) -> anyhow::Result<Option<(Arc<dyn athena_search::SearchIndex>, bool)>> {
+    use athena_config::SearchEngineKind;
+    let postgres_url = config.database_url.as_ref().map(|u| u.expose().to_string()).filter(|u| u.starts_with("postgres"));
+    let postgres_url = match (config.search_engine, postgres_url) {
+        (SearchEngineKind::Tantivy, _) | (SearchEngineKind::Auto, None) => None,
+        (SearchEngineKind::Auto | SearchEngineKind::Postgres, Some(url)) => Some(url),
+        (SearchEngineKind::Postgres, None) => {
+            anyhow::bail!("ATHENA_SEARCH_ENGINE=postgres needs a PostgreSQL database (DATABASE_URL=postgres://…)")
         }
     };
-    let incomplete = match athena_search::SearchIndex::health(&index) {
-        athena_search::IndexHealth::Corrupt { reason } => {
-            tracing::error!(%reason, "search index corrupt; resetting it");
-            match index.reset() {
-                Ok(()) => true,
+    let (index, health): (Arc<dyn athena_search::SearchIndex>, _) = match postgres_url {
+        Some(url) => {
+            let options =
+                athena_search_postgres::PgSearchOptions { max_connections: config.db_max_connections.clamp(2, 8), ..Default::default() };
+            let opened = tokio::task::spawn_blocking(move || {
+                let index = athena_search_postgres::PgSearchIndex::connect(&url, options)?;
+                let health = athena_search::SearchIndex::health(&index);
+                Ok::<_, athena_search::SearchError>((index, health))
+            })
+            .await
+            .context("opening the PostgreSQL search engine")?;
+            match opened {
+                Ok((index, health)) => (Arc::new(index), health),
                 Err(e) => {
-                    // Writes fail until a later start resets it: nothing to rebuild into.
-                    tracing::error!(error = %e, "search index reset failed");
-                    false
+                    tracing::warn!(error = %e, "PostgreSQL search engine not opened; this process serves no search");
+                    return Ok(None);
                 }
             }
+        }
+        None => {
+            let dir = config.hot_dir.join("index").join("tantivy");
+            let index = match athena_search::TantivyIndex::open(&dir) {
+                Ok(index) => index,
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "search index not opened; this process serves no search");
+                    return Ok(None);
+                }
+            };
+            let mut health = athena_search::SearchIndex::health(&index);
+            if let athena_search::IndexHealth::Corrupt { reason } = &health {
+                tracing::error!(%reason, "search index corrupt; resetting it");
+                match index.reset() {
+                    Ok(()) => health = athena_search::SearchIndex::health(&index),
+                    // Writes fail until a later start resets it: nothing to rebuild into.
+                    Err(e) => tracing::error!(error = %e, "search index reset failed"),
+                }
+            }
+            (Arc::new(index), health)
+        }
+    };
+    let incomplete = match health {
+        athena_search::IndexHealth::Corrupt { reason } => {
+            // PostgreSQL unreachable or not migrated, or a tantivy reset that failed.
+            tracing::error!(engine = index.engine(), %reason, "search index unavailable");
+            false
         }
         athena_search::IndexHealth::Rebuilding { .. } => true,
         athena_search::IndexHealth::Ready { .. } => false,
@@ -429,8 +476,11 @@ async fn open_search(config: &Config, store: &dyn athena_store::Store) -> Option
     let needs_rebuild = incomplete
         && match store.books_to_index(None, None, None, 1).await {
             Ok(books) if books.is_empty() => {
-                if let Err(e) = index.mark_ready() {
-                    tracing::warn!(error = %e, "marking the empty search index ready failed");
+                let ready = index.clone();
+                match tokio::task::spawn_blocking(move || ready.mark_ready()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "marking the empty search index ready failed"),
+                    Err(e) => tracing::warn!(error = %e, "marking the empty search index ready stopped"),
                 }
                 false
             }
@@ -440,7 +490,7 @@ async fn open_search(config: &Config, store: &dyn athena_store::Store) -> Option
                 true
             }
         };
-    Some((Arc::new(index), needs_rebuild))
+    Ok(Some((index, needs_rebuild)))
 }
 
 /// Books per page when queueing a search rebuild.
@@ -457,7 +507,7 @@ async fn rebuild_search(
     store: Arc<dyn athena_store::Store>,
     clock: Arc<dyn Clock>,
     max_attempts: u32,
-    index: std::sync::Weak<athena_search::TantivyIndex>,
+    index: std::sync::Weak<dyn athena_search::SearchIndex>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pending = std::collections::VecDeque::new();
@@ -521,7 +571,10 @@ async fn rebuild_search(
         }
     }
     let Some(index) = index.upgrade() else { return };
-    match index.mark_ready() {
+    let marked = tokio::task::spawn_blocking(move || index.mark_ready())
+        .await
+        .unwrap_or_else(|e| Err(athena_search::SearchError::Engine(format!("marking the index ready stopped: {e}"))));
+    match marked {
         Ok(()) => tracing::info!(books, dead, "search index rebuilt"),
         Err(e) => tracing::error!(error = %e, "search index rebuilt but could not be marked ready"),
     }

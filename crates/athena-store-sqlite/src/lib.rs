@@ -14,6 +14,7 @@ mod shelves;
 mod sync;
 mod uploads;
 mod users;
+mod vectors;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -367,5 +368,39 @@ impl JobStore for SqliteStore {
     }
     async fn ocr_units_used(&self, user: &UserId, since: DateTime<Utc>) -> StoreResult<i64> {
         jobs::ocr_units_used(&self.pool, user, since).await
+    }
+}
+
+#[async_trait]
+impl athena_store::vectors::VectorStore for SqliteStore {
+    async fn put_content_vectors(
+        &self,
+        sha: &ContentHash,
+        model: &str,
+        chunks: Vec<athena_store::vectors::ChunkVector>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        vectors::put_content_vectors(&self.pool, sha, model, chunks, now).await
+    }
+    async fn content_vector_sets(&self, shas: &[ContentHash], model: &str) -> StoreResult<Vec<athena_store::vectors::ContentVectorSet>> {
+        vectors::content_vector_sets(&self.pool, shas, model).await
+    }
+    async fn content_vectors(&self, sha: &ContentHash, model: &str) -> StoreResult<Vec<athena_store::vectors::ChunkVector>> {
+        vectors::content_vectors(&self.pool, sha, model).await
+    }
+    async fn delete_content_vectors(&self, sha: &ContentHash) -> StoreResult<()> {
+        vectors::delete_content_vectors(&self.pool, sha).await
+    }
+    async fn put_annotation_vector(&self, vector: athena_store::vectors::AnnotationVector) -> StoreResult<()> {
+        vectors::put_annotation_vector(&self.pool, vector).await
+    }
+    async fn delete_annotation_vector(&self, user: &UserId, doc_id: &str) -> StoreResult<()> {
+        vectors::delete_annotation_vector(&self.pool, user, doc_id).await
+    }
+    async fn annotation_vectors(&self, user: &UserId, model: &str) -> StoreResult<Vec<athena_store::vectors::AnnotationVector>> {
+        vectors::annotation_vectors(&self.pool, user, model).await
+    }
+    async fn live_annotation_ids(&self, user: &UserId, book: &BookId) -> StoreResult<Vec<(SyncTable, String)>> {
+        vectors::live_annotation_ids(&self.pool, user, book).await
     }
 }

@@ -10,6 +10,7 @@ mod jobs;
 mod shelves;
 mod uploads;
 mod users;
+mod vectors;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -65,6 +66,8 @@ pub async fn run_all<S: Store + JobStore>(store: Arc<S>) {
     jobs::book_jobs(s, j).await;
     jobs::book_processing(s, j).await;
     jobs::ocr(s, j).await;
+    vectors::content_vectors(s).await;
+    vectors::annotation_vectors(s).await;
 }
 
 /// Backend identity, health, pool figures, and that migrating twice is harmless.

@@ -12,6 +12,7 @@ mod error;
 pub mod jobs;
 mod records;
 pub mod sync;
+pub mod vectors;
 
 pub use client_write::*;
 pub use error::StoreError;
@@ -28,7 +29,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Methods that take a `user` only ever see or change that user's rows: a row of another user is
 /// reported as [`StoreError::NotFound`], exactly like a missing one.
 #[async_trait]
-pub trait Store: jobs::JobStore + Send + Sync + 'static {
+pub trait Store: jobs::JobStore + vectors::VectorStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations (idempotent).

@@ -779,7 +779,10 @@ fn model_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_ocr_then_restart_finishes_the_job_once() {
-    let env = Env::new().with("ATHENA_MODEL_DIR", &model_dir().display().to_string()).with("ATHENA_JOB_LEASE_SECS", "2");
+    let env = Env::new()
+        .with("ATHENA_MODEL_DIR", &model_dir().display().to_string())
+        .with("ATHENA_SEMANTIC", "off")
+        .with("ATHENA_JOB_LEASE_SECS", "2");
     let mut server = Server::start(&env, &["serve"]).await;
     let token = server.login("ann@example.com").await;
     let corpus = std::env::var_os("ATHENA_CORPUS")

@@ -171,6 +171,8 @@ impl TestApp {
         env.insert("ATHENA_METRICS_PORT".into(), "0".into());
         env.insert("ATHENA_LOG".into(), "warn".into());
         env.insert("ATHENA_MODEL_DIR".into(), model_dir().display().to_string());
+        // Embedding whole corpus books takes minutes on two cores: only the semantic tests turn it on.
+        env.insert("ATHENA_SEMANTIC".into(), "off".into());
         let mut pg_database = None;
         let shares_database = extra.iter().any(|(k, _)| *k == "DATABASE_URL");
         if let (Backend::PostgresS3, false) = (backend, shares_database) {

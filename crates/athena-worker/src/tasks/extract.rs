@@ -80,7 +80,10 @@ impl Task for ExtractTask {
             .store
             .update_book_processing(&book.id, BookProcessing { meta_merge: Some(merge), ..Default::default() }, ctx.app.clock.now())
             .await?;
-        // The text is stored: make it searchable.
+        // The text is stored: make it searchable, by words and (when the model is on) by meaning.
+        if ctx.app.semantic.is_some() {
+            enqueue_next(ctx, TaskKind::Embed, &book).await?;
+        }
         enqueue_next(ctx, TaskKind::Index, &book).await
     }
 

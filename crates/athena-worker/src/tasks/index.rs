@@ -52,6 +52,9 @@ impl Task for IndexTask {
             title: Some(book.title.clone()),
             text: meta_text,
         };
+        // The owner's notes and highlights of the book too: a rebuilt index must hold them again.
+        let mut own_docs = ctx.app.annotation_docs(&book.user_id, &book.id).await.map_err(TaskError::retry)?;
+        own_docs.push(meta);
         let sha = book.content_sha256.to_string();
         let sections = blocking(move || -> Result<u64, athena_search::SearchError> {
             let mut sections = 0;
@@ -59,7 +62,7 @@ impl Task for IndexTask {
                 let file = std::fs::File::open(&path)?;
                 sections = athena_search::index_book_text(&*index, &sha, None, std::io::BufReader::new(file))?.sections;
             }
-            index.upsert(vec![meta])?;
+            index.upsert(own_docs)?;
             index.commit()?;
             Ok(sections)
         })

@@ -3,6 +3,7 @@
 //! enqueue) leaves the same result.
 
 mod convert;
+mod embed;
 mod extract;
 mod index;
 mod metadata;
@@ -22,6 +23,7 @@ use athena_store::Book;
 use crate::{Task, TaskCtx, TaskError};
 
 pub use convert::ConvertTask;
+pub use embed::{EmbedAnnotationsTask, EmbedTask};
 pub use extract::ExtractTask;
 pub use index::IndexTask;
 pub use metadata::MetadataTask;
@@ -36,6 +38,8 @@ pub fn all(app: &App) -> Vec<Arc<dyn Task>> {
         Arc::new(ExtractTask { limit: Duration::from_secs(w.timeout_indexing_secs) }),
         Arc::new(IndexTask { limit: Duration::from_secs(w.timeout_indexing_secs) }),
         Arc::new(OcrTask::new(app)),
+        Arc::new(EmbedTask { limit: Duration::from_secs(w.timeout_embedding_secs) }),
+        Arc::new(EmbedAnnotationsTask { limit: Duration::from_secs(w.timeout_indexing_secs) }),
         Arc::new(NoopTask),
     ]
 }

@@ -1,0 +1,163 @@
+//! Semantic and hybrid search end to end with the real embedding model: books are embedded by the
+//! worker's `book.embed` jobs, notes by `annotations.embed`; questions that share no word with the
+//! answer find it, across Chinese and English; every user sees only their own books and notes.
+
+#[macro_use]
+mod common;
+
+use athena_worker::{Outcome, Worker};
+use common::{corpus, Backend, TestApp, User};
+use serde_json::Value;
+
+on_both_backends!(semantic_search_finds_meaning_not_words);
+
+fn embed_model() -> String {
+    let path = common::model_dir().join("e5-small/e5-small-q4.bin");
+    assert!(path.exists(), "embedding model missing at {}: run scripts/fetch-models.sh", path.display());
+    path.display().to_string()
+}
+
+async fn upload_id(t: &TestApp, user: &User, path: &std::path::Path) -> String {
+    let (code, body) = t.upload(user, path).await;
+    assert!(code == 200 || code == 201, "{}: {code} {body}", path.display());
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn drain(t: &TestApp) -> Vec<String> {
+    let reports = Worker::new(t.app.clone()).drain().await.unwrap();
+    for r in &reports {
+        assert!(matches!(r.outcome, Outcome::Succeeded), "{r:?}");
+    }
+    reports.into_iter().map(|r| r.kind).collect()
+}
+
+async fn search(t: &TestApp, user: &User, mode: &str, q: &str, kind: Option<&str>) -> (String, Value) {
+    let mut query = vec![("q", q), ("mode", mode)];
+    if let Some(kind) = kind {
+        query.push(("kind", kind));
+    }
+    let r = t.get(user, "/api/v1/search").query(&query).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{mode} {q}");
+    let engine = r.headers()["x-search-engine"].to_str().unwrap().to_string();
+    (engine, r.json::<Value>().await.unwrap()["data"].clone())
+}
+
+fn first_book(hits: &Value) -> &str {
+    hits["items"][0]["book_id"].as_str().unwrap_or("")
+}
+
+async fn semantic_search_finds_meaning_not_words(backend: Backend) {
+    let model = embed_model();
+    let t = TestApp::spawn_with(backend, &[("ATHENA_SEMANTIC", "on"), ("ATHENA_EMBED_MODEL", &model)]).await;
+    let ann = t.login("ann@example.com").await;
+    let bob = t.login("bob@example.com").await;
+    let lunyu = upload_id(&t, &ann, &corpus().join("zh/lunyu.epub")).await;
+    let waste = upload_id(&t, &ann, &corpus().join("epub/wasteland.epub")).await;
+    let kinds = drain(&t).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "book.embed").count(), 2, "{kinds:?}");
+    let book: Value = t.get(&ann, &format!("/api/v1/books/{lunyu}")).send().await.unwrap().json().await.unwrap();
+    assert!(book["data"]["meta"]["semantic"]["chunks"].as_u64().unwrap_or(0) >= 10, "{book}");
+
+    // A question in English about the Chinese classic, sharing no word with its text.
+    let (engine, hits) = search(&t, &ann, "semantic", "What did Confucius teach about the gentleman and filial piety?", None).await;
+    assert_eq!(engine, "semantic");
+    assert_eq!(first_book(&hits), lunyu, "{hits}");
+    assert_eq!(hits["items"][0]["kind"], "content");
+    assert!(hits["items"][0]["location"].as_str().unwrap().starts_with("epubcfi("), "{hits}");
+    // A question in Chinese about the English poem.
+    let (_, hits) = search(&t, &ann, "semantic", "一首关于战后荒芜城市和死亡的现代诗", None).await;
+    assert_eq!(first_book(&hits), waste, "{hits}");
+    // Keyword search cannot answer that question; hybrid keeps the semantic answer.
+    let (_, hits) = search(&t, &ann, "keyword", "一首关于战后荒芜城市和死亡的现代诗", Some("content")).await;
+    assert!(hits["items"].as_array().unwrap().iter().all(|h| h["book_id"] != waste.as_str()), "{hits}");
+    let (engine, hits) = search(&t, &ann, "hybrid", "一首关于战后荒芜城市和死亡的现代诗", Some("content")).await;
+    assert!(engine == "tantivy" || engine == "postgres", "hybrid names the keyword engine: {engine}");
+    assert_eq!(first_book(&hits), waste, "{hits}");
+    // Hybrid still honours exact words, with their marks.
+    let (_, hits) = search(&t, &ann, "hybrid", "学而时习之", None).await;
+    assert_eq!(first_book(&hits), lunyu, "{hits}");
+    assert!(hits["items"][0]["snippet"].as_str().unwrap().contains("<mark>"), "{hits}");
+
+    // Pages walk the ranking without repeats; a cursor of another query is refused.
+    let page1: Value = t
+        .get(&ann, "/api/v1/search")
+        .query(&[("q", "poetry"), ("mode", "semantic"), ("limit", "3")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cursor = page1["data"]["next_cursor"].as_str().expect("more than 3 sections").to_string();
+    let page2: Value = t
+        .get(&ann, "/api/v1/search")
+        .query(&[("q", "poetry"), ("mode", "semantic"), ("limit", "3"), ("cursor", &cursor)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let locations = |p: &Value| -> Vec<String> {
+        p["data"]["items"].as_array().unwrap().iter().map(|h| format!("{}{}", h["book_id"], h["location"])).collect()
+    };
+    assert!(locations(&page1).iter().all(|l| !locations(&page2).contains(l)), "{page1} {page2}");
+    let r = t.get(&ann, "/api/v1/search").query(&[("q", "other"), ("mode", "semantic"), ("cursor", &cursor)]).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+
+    // Notes arriving through sync are embedded by the worker and found by meaning, by their owner only.
+    let note = uuid::Uuid::new_v4().to_string();
+    let at = "2026-11-29T08:00:00Z";
+    let ops = serde_json::json!({ "operations": [
+        { "table": "notes", "op": "PUT", "id": note, "data": { "book_id": lunyu, "device_id": "phone",
+          "content": "我的想法：孔子认为治理国家要靠品德，而不是刑罚。", "page_number": 2, "created_at": at, "updated_at": at } },
+    ]});
+    assert_eq!(t.post(&ann, "/api/v1/sync/upload").json(&ops).send().await.unwrap().status(), 200);
+    assert!(drain(&t).await.contains(&"annotations.embed".to_string()));
+    let (_, hits) = search(&t, &ann, "semantic", "ruling a country through virtue instead of punishment", Some("note")).await;
+    assert_eq!(hits["items"][0]["kind"], "note", "{hits}");
+    assert_eq!(hits["items"][0]["location"], "page:2");
+    assert!(hits["items"][0]["snippet"].as_str().unwrap().contains("孔子"), "{hits}");
+
+    // Bob owns nothing yet: no hit from Ann's books or notes, whatever he asks.
+    for mode in ["semantic", "hybrid"] {
+        let (_, hits) = search(&t, &bob, mode, "What did Confucius teach about the gentleman?", None).await;
+        assert!(hits["items"].as_array().unwrap().is_empty(), "{mode}: {hits}");
+        assert_eq!(hits["total"], 0);
+    }
+    // Once he owns the same content he finds its text (embedded once, shared), not Ann's note.
+    let bobs = upload_id(&t, &bob, &corpus().join("zh/lunyu.epub")).await;
+    let kinds = drain(&t).await;
+    assert!(kinds.contains(&"book.embed".to_string()), "{kinds:?}");
+    let (_, hits) = search(&t, &bob, "semantic", "What did Confucius teach about the gentleman and filial piety?", None).await;
+    assert_eq!(first_book(&hits), bobs, "{hits}");
+    assert!(hits["items"].as_array().unwrap().iter().all(|h| h["kind"] != "note"), "{hits}");
+
+    // A deleted note and a trashed book vanish at once.
+    let del = serde_json::json!({ "operations": [ { "table": "notes", "op": "DELETE", "id": note } ] });
+    assert_eq!(t.post(&ann, "/api/v1/sync/upload").json(&del).send().await.unwrap().status(), 200);
+    drain(&t).await;
+    let (_, hits) = search(&t, &ann, "semantic", "ruling a country through virtue instead of punishment", Some("note")).await;
+    assert!(hits["items"].as_array().unwrap().is_empty(), "{hits}");
+    assert!(t.delete(&ann, &format!("/api/v1/books/{waste}")).send().await.unwrap().status().is_success());
+    let (_, hits) = search(&t, &ann, "semantic", "一首关于战后荒芜城市和死亡的现代诗", None).await;
+    assert!(hits["items"].as_array().unwrap().iter().all(|h| h["book_id"] != waste.as_str()), "{hits}");
+
+    // Bad requests are 422, never a 500.
+    for (q, mode) in [("", "semantic"), ("x", "vector"), (&"长".repeat(10_000) as &str, "semantic"), ("\"(AND*\\", "hybrid")] {
+        let r = t.get(&ann, "/api/v1/search").query(&[("q", q), ("mode", mode)]).send().await.unwrap();
+        assert!(r.status() == 200 || r.status() == 422, "{mode} {:?}: {}", q.chars().take(10).collect::<String>(), r.status());
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_mode_without_a_model_is_unavailable() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let ann = t.login("ann@example.com").await;
+    let r = t.get(&ann, "/api/v1/search").query(&[("q", "anything"), ("mode", "semantic")]).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = t.get(&ann, "/api/v1/search").query(&[("q", "anything")]).send().await.unwrap();
+    assert_eq!(r.status(), 200, "keyword search does not need the model");
+    t.stop().await;
+}

@@ -232,7 +232,6 @@ impl App {
                 tracing::warn!(error = %e, "could not queue the embedding of notes and highlights");
             }
         }
-        let Some(index) = self.search.clone() else { return };
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
         for (table, id) in changed {
@@ -248,6 +247,13 @@ impl App {
                 None => deletes.push(crate::semantic::annotation_doc_id(table, &id)),
             }
         }
+        // A deleted note leaves semantic results at once, not when the worker gets to it.
+        for id in &deletes {
+            if let Err(e) = self.store.delete_annotation_vector(&who.user_id, id).await {
+                tracing::warn!(error = %e, "could not remove a deleted annotation's vector");
+            }
+        }
+        let Some(index) = self.search.clone() else { return };
         let result = tokio::task::spawn_blocking(move || {
             for id in &deletes {
                 index.delete(id)?;

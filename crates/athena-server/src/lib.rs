@@ -411,25 +411,36 @@ impl Application {
 /// holds is left to it (None). A corrupt tantivy index is reset. The bool says whether the index
 /// must be rebuilt: it is new or reset (or a previous process left its rebuild unfinished) while
 /// the database has live books. With no live books a new index is marked ready at once.
+/// The PostgreSQL database the search engine uses, when the configured engine is PostgreSQL's
+/// (`ATHENA_SEARCH_ENGINE`, `auto` on a PostgreSQL database); None for the embedded tantivy index.
+pub fn postgres_search_url(config: &Config) -> anyhow::Result<Option<String>> {
+    use athena_config::SearchEngineKind;
+    let postgres_url = config.database_url.as_ref().map(|u| u.expose().to_string()).filter(|u| u.starts_with("postgres"));
+    match (config.search_engine, postgres_url) {
+        (SearchEngineKind::Tantivy, _) | (SearchEngineKind::Auto, None) => Ok(None),
+        (SearchEngineKind::Auto | SearchEngineKind::Postgres, Some(url)) => Ok(Some(url)),
+        (SearchEngineKind::Postgres, None) => {
+            anyhow::bail!("ATHENA_SEARCH_ENGINE=postgres needs a PostgreSQL database (DATABASE_URL=postgres://…)")
+        }
+    }
+}
+
+/// Connects the PostgreSQL search engine (blocking: call from a blocking thread).
+pub fn open_postgres_search(config: &Config, url: &str) -> Result<athena_search_postgres::PgSearchIndex, athena_search::SearchError> {
+    let options = athena_search_postgres::PgSearchOptions { max_connections: config.db_max_connections.clamp(2, 8), ..Default::default() };
+    athena_search_postgres::PgSearchIndex::connect(url, options)
+}
+
 async fn open_search(
     config: &Config,
     store: &dyn athena_store::Store,
 ) -> anyhow::Result<Option<(Arc<dyn athena_search::SearchIndex>, bool)>> {
-    use athena_config::SearchEngineKind;
-    let postgres_url = config.database_url.as_ref().map(|u| u.expose().to_string()).filter(|u| u.starts_with("postgres"));
-    let postgres_url = match (config.search_engine, postgres_url) {
-        (SearchEngineKind::Tantivy, _) | (SearchEngineKind::Auto, None) => None,
-        (SearchEngineKind::Auto | SearchEngineKind::Postgres, Some(url)) => Some(url),
-        (SearchEngineKind::Postgres, None) => {
-            anyhow::bail!("ATHENA_SEARCH_ENGINE=postgres needs a PostgreSQL database (DATABASE_URL=postgres://…)")
-        }
-    };
+    let postgres_url = postgres_search_url(config)?;
     let (index, health): (Arc<dyn athena_search::SearchIndex>, _) = match postgres_url {
         Some(url) => {
-            let options =
-                athena_search_postgres::PgSearchOptions { max_connections: config.db_max_connections.clamp(2, 8), ..Default::default() };
+            let cfg = config.clone();
             let opened = tokio::task::spawn_blocking(move || {
-                let index = athena_search_postgres::PgSearchIndex::connect(&url, options)?;
+                let index = open_postgres_search(&cfg, &url)?;
                 let health = athena_search::SearchIndex::health(&index);
                 Ok::<_, athena_search::SearchError>((index, health))
             })

@@ -105,19 +105,38 @@ async fn semantic_search_finds_meaning_not_words(backend: Backend) {
     let r = t.get(&ann, "/api/v1/search").query(&[("q", "other"), ("mode", "semantic"), ("cursor", &cursor)]).send().await.unwrap();
     assert_eq!(r.status(), 422);
 
-    // Notes arriving through sync are embedded by the worker and found by meaning, by their owner only.
-    let note = uuid::Uuid::new_v4().to_string();
+    // Notes arriving through sync are embedded by the worker and found by meaning, in either language,
+    // by their owner only.
     let at = "2026-11-29T08:00:00Z";
-    let ops = serde_json::json!({ "operations": [
-        { "table": "notes", "op": "PUT", "id": note, "data": { "book_id": lunyu, "device_id": "phone",
-          "content": "我的想法：孔子认为治理国家要靠品德，而不是刑罚。", "page_number": 2, "created_at": at, "updated_at": at } },
-    ]});
-    assert_eq!(t.post(&ann, "/api/v1/sync/upload").json(&ops).send().await.unwrap().status(), 200);
+    let notes = [
+        (lunyu.as_str(), "我的想法：孔子认为治理国家要靠品德，而不是刑罚。"),
+        (waste.as_str(), "The whale hunt in this chapter is described in brutal, bloody detail."),
+        (lunyu.as_str(), "今天读到一首思念家乡的诗，很感动。"),
+        (waste.as_str(), "Recipe idea: clam chowder with salt pork and ship biscuits."),
+    ];
+    let mut ids = Vec::new();
+    let mut ops = Vec::new();
+    for (i, (book, content)) in notes.iter().enumerate() {
+        let id = uuid::Uuid::new_v4().to_string();
+        ops.push(serde_json::json!({ "table": "notes", "op": "PUT", "id": id, "data": { "book_id": book, "device_id": "phone",
+            "content": content, "page_number": i + 1, "created_at": at, "updated_at": at } }));
+        ids.push(id);
+    }
+    let r = t.post(&ann, "/api/v1/sync/upload").json(&serde_json::json!({ "operations": ops })).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     assert!(drain(&t).await.contains(&"annotations.embed".to_string()));
-    let (_, hits) = search(&t, &ann, "semantic", "ruling a country through virtue instead of punishment", Some("note")).await;
-    assert_eq!(hits["items"][0]["kind"], "note", "{hits}");
-    assert_eq!(hits["items"][0]["location"], "page:2");
-    assert!(hits["items"][0]["snippet"].as_str().unwrap().contains("孔子"), "{hits}");
+    for (question, expected) in [
+        ("ruling a country through virtue instead of punishment", 0),
+        ("鲸鱼捕猎场面的血腥描写", 1),
+        ("a poem about being homesick", 2),
+        ("海鲜汤的做法", 3),
+    ] {
+        let (_, hits) = search(&t, &ann, "semantic", question, Some("note")).await;
+        assert_eq!(hits["items"].as_array().unwrap().len(), 4, "{hits}");
+        assert_eq!(hits["items"][0]["location"], format!("page:{}", expected + 1), "{question}: {hits}");
+        assert_eq!(hits["items"][0]["kind"], "note");
+    }
+    let note = ids[0].clone();
 
     // Bob owns nothing yet: no hit from Ann's books or notes, whatever he asks.
     for mode in ["semantic", "hybrid"] {
@@ -136,9 +155,9 @@ async fn semantic_search_finds_meaning_not_words(backend: Backend) {
     // A deleted note and a trashed book vanish at once.
     let del = serde_json::json!({ "operations": [ { "table": "notes", "op": "DELETE", "id": note } ] });
     assert_eq!(t.post(&ann, "/api/v1/sync/upload").json(&del).send().await.unwrap().status(), 200);
-    drain(&t).await;
     let (_, hits) = search(&t, &ann, "semantic", "ruling a country through virtue instead of punishment", Some("note")).await;
-    assert!(hits["items"].as_array().unwrap().is_empty(), "{hits}");
+    assert_eq!(hits["items"].as_array().unwrap().len(), 3, "{hits}");
+    assert_ne!(hits["items"][0]["location"], "page:1", "{hits}");
     assert!(t.delete(&ann, &format!("/api/v1/books/{waste}")).send().await.unwrap().status().is_success());
     let (_, hits) = search(&t, &ann, "semantic", "一首关于战后荒芜城市和死亡的现代诗", None).await;
     assert!(hits["items"].as_array().unwrap().iter().all(|h| h["book_id"] != waste.as_str()), "{hits}");

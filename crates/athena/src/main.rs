@@ -402,6 +402,8 @@ async fn reindex(user: Option<String>, book: Option<String>, mut config: Config)
     config.ensure_dev_secret()?;
     athena_server::backends::ensure_dirs(&config)?;
     let dir = config.hot_dir.join("index").join("tantivy");
+    let postgres = athena_server::postgres_search_url(&config)?;
+    let search_config = config.clone();
     let app = athena_server::backends::open_app(config).await?;
     let user = match &email {
         Some(email) => match app.store.user_by_email(email).await? {
@@ -412,23 +414,38 @@ async fn reindex(user: Option<String>, book: Option<String>, mut config: Config)
     };
     // The index is opened here only when no server holds it (tantivy's writer lock); otherwise the
     // running server's worker role runs the jobs and this process only waits for them.
-    let local = match TantivyIndex::open(&dir) {
-        Ok(index) => Some(std::sync::Arc::new(index)),
-        Err(athena_search::SearchError::Unavailable(reason)) => {
-            eprintln!("athena: the search index is held by a running server ({reason}); its worker runs the jobs");
-            None
+    // PostgreSQL's index is shared: this process opens it too and runs jobs beside any server.
+    let (local, tantivy): (Option<std::sync::Arc<dyn SearchIndex>>, Option<std::sync::Arc<TantivyIndex>>) = match postgres {
+        Some(url) => {
+            let index = tokio::task::spawn_blocking(move || athena_server::open_postgres_search(&search_config, &url))
+                .await?
+                .map_err(|e| anyhow::anyhow!("opening the PostgreSQL search engine: {e}"))?;
+            (Some(std::sync::Arc::new(index)), None)
         }
-        Err(e) => return Err(anyhow::anyhow!("opening the search index in {}: {e}", dir.display())),
+        None => match TantivyIndex::open(&dir) {
+            Ok(index) => {
+                let index = std::sync::Arc::new(index);
+                (Some(index.clone()), Some(index))
+            }
+            Err(athena_search::SearchError::Unavailable(reason)) => {
+                eprintln!("athena: the search index is held by a running server ({reason}); its worker runs the jobs");
+                (None, None)
+            }
+            Err(e) => return Err(anyhow::anyhow!("opening the search index in {}: {e}", dir.display())),
+        },
     };
     // A new or reset index is filled with every book, whatever was asked for.
     let mut everything = user.is_none() && book.is_none();
     if let Some(index) = &local {
         match index.health() {
-            IndexHealth::Corrupt { reason } => {
-                eprintln!("athena: the search index is corrupt ({reason}); resetting it and indexing every book");
-                index.reset().map_err(|e| anyhow::anyhow!("resetting the search index: {e}"))?;
-                everything = true;
-            }
+            IndexHealth::Corrupt { reason } => match &tantivy {
+                Some(tantivy) => {
+                    eprintln!("athena: the search index is corrupt ({reason}); resetting it and indexing every book");
+                    tantivy.reset().map_err(|e| anyhow::anyhow!("resetting the search index: {e}"))?;
+                    everything = true;
+                }
+                None => anyhow::bail!("the PostgreSQL search index is unavailable: {reason}"),
+            },
             IndexHealth::Rebuilding { docs: 0, .. } if !everything => {
                 eprintln!("athena: the search index is empty; indexing every book");
                 everything = true;

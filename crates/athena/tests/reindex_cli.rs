@@ -15,11 +15,30 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// A fresh data dir; commands run with a cleared environment so no ATHENA_* variable leaks in.
 struct Env {
     dir: tempfile::TempDir,
+    /// A database of its own on the machine's PostgreSQL, dropped afterwards; None for SQLite.
+    database: Option<(String, String)>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("ATHENA_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qtAc", sql]).output().expect("psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Env {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self { dir: tempfile::tempdir().unwrap(), database: None }
+    }
+
+    fn postgres() -> Self {
+        let name = format!("athena_reindex_{}", uuid::Uuid::new_v4().simple());
+        let admin = pg_admin_url();
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let (base, _) = admin.rsplit_once('/').expect("a database url");
+        Self { dir: tempfile::tempdir().unwrap(), database: Some((name.clone(), format!("{base}/{name}"))) }
     }
 
     fn index_dir(&self) -> PathBuf {
@@ -38,6 +57,9 @@ impl Env {
             .env("ATHENA_METRICS_PORT", "0")
             .env("ATHENA_LOG", "info")
             .current_dir(self.dir.path());
+        if let Some((_, url)) = &self.database {
+            cmd.env("DATABASE_URL", url);
+        }
         cmd
     }
 
@@ -68,6 +90,14 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
         let _ = r.read_to_string(&mut s);
         s
     })
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some((name, _)) = &self.database {
+            let _ = Command::new("psql").args([&pg_admin_url(), "-qtAc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")]).output();
+        }
+    }
 }
 
 /// A running `athena serve`; its JSON log lines on stderr are kept.
@@ -240,5 +270,33 @@ async fn reindex_beside_a_server_and_alone() {
     assert_eq!(health["status"], "ok", "{health}");
     let hits = server.search(&token, "学而时习之").await;
     assert!(!hits.is_empty() && hits.iter().all(|h| *h == id), "{hits:?}");
+    server.stop();
+}
+
+/// On PostgreSQL the index is shared: `reindex` opens it beside a running server and runs the jobs
+/// itself, and rebuilds what was lost from the tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_on_postgres_shares_the_index() {
+    let env = Env::postgres();
+    let server = Server::start(&env).await;
+    let token = server.login("ann@example.com").await;
+    let epub = std::fs::read(corpus().join("zh/lunyu.epub")).unwrap();
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(epub).file_name("lunyu.epub"));
+    let r = server.client.post(server.url("/api/v1/books")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let body: Value = r.json().await.unwrap();
+    let id = body["data"]["id"].as_str().unwrap_or_else(|| panic!("upload: {body}")).to_string();
+    wait_for("indexing after upload", &server, async || server.search(&token, "学而时习之").await.contains(&id)).await;
+
+    // The index's rows are lost; reindex beside the running server brings them back.
+    let url = env.database.as_ref().unwrap().1.clone();
+    psql(&url, "DELETE FROM search_chunks; DELETE FROM search_docs;");
+    assert!(server.search(&token, "学而时习之").await.is_empty());
+    let (status, out, err) = env.run(&["reindex"]);
+    assert!(status.success(), "reindex on PostgreSQL: {err}");
+    assert!(!err.contains("held by a running server"), "{err}");
+    assert!(out.contains("indexed 1 books"), "{out}");
+    let hits = server.search(&token, "学而时习之").await;
+    assert!(!hits.is_empty() && hits.iter().all(|h| *h == id), "{hits:?}");
+    assert!(env.index_dir().read_dir().is_err(), "no tantivy index is made on PostgreSQL");
     server.stop();
 }

@@ -3,7 +3,8 @@
 //! at 10,000 books on SQLite and PostgreSQL under open-loop load (vs `GET /health` and the bare store query);
 //! and the sync service: change-capture throughput, change → client latency, and many idle streams (`sync_*`);
 //! the job queue's enqueue and drain throughput, in-process (`queue-*`, which need no server binary), and book
-//! processing (metadata, cover, text) of the 200-book bench library by a worker process (`processing`).
+//! processing (metadata, cover, text) of the 200-book bench library by a worker process (`processing`); and full-text
+//! search over that library, Athena's embedded engine against SQLite FTS5 trigram, in-process (`search`).
 //! It spawns the release `athena serve` as a child process and talks to it over loopback only; every phase is
 //! bounded in time. Results print as JSON lines on stdout, progress on stderr. Run it through `scripts/bench.sh`;
 //! it is not part of the test suite. Figures and how to read them: `docs/PERFORMANCE.md`.
@@ -12,6 +13,9 @@ mod list;
 mod load;
 mod processing;
 mod queue;
+mod search;
+mod search_engines;
+mod semantic;
 mod server;
 mod startup;
 mod stats;
@@ -95,6 +99,24 @@ struct Cli {
     library: PathBuf,
     #[arg(long, default_value_t = 2)]
     processing_concurrency: usize,
+    /// Search: books in the bench library (200 uses `--library`, other sizes `{library}-{N}`, built on first use).
+    #[arg(long, default_value_t = 200)]
+    search_books: usize,
+    /// Search: the shared corpus (truth.json, epub/, zh/), indexed with the bench library.
+    #[arg(long, default_value = "../shared/corpus")]
+    search_corpus: PathBuf,
+    /// Search: open-loop offered loads (queries/s), seconds per step, querying threads, p99 target.
+    #[arg(long, value_delimiter = ',', default_value = "200,400")]
+    search_rates: Vec<u32>,
+    #[arg(long, default_value_t = 10.0)]
+    search_secs: f64,
+    #[arg(long, default_value_t = 4)]
+    search_threads: usize,
+    #[arg(long, default_value_t = 20.0)]
+    search_p99_target_ms: f64,
+    /// Semantic: the embedding model file (scripts/fetch-models.sh puts it there).
+    #[arg(long, default_value = "models/e5-small/e5-small-q4.bin")]
+    embed_model: PathBuf,
     /// A PostgreSQL database to connect to for CREATE/DROP DATABASE (trust auth on loopback).
     #[arg(long, env = "ATHENA_BENCH_PG_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pg_admin_url: String,
@@ -114,16 +136,22 @@ enum Bench {
     QueueSqlite,
     QueuePostgres,
     Processing,
+    Search,
+    Semantic,
 }
 
 impl Bench {
     /// Whether the benchmark runs the server binary (the queue benchmarks use the stores in-process).
     fn needs_server(self) -> bool {
-        !matches!(self, Self::QueueSqlite | Self::QueuePostgres)
+        !matches!(self, Self::QueueSqlite | Self::QueuePostgres | Self::Search | Self::Semantic)
     }
 }
 
 fn main() -> anyhow::Result<()> {
+    // The search benchmark re-executes this binary to index in a child process of its own (peak memory).
+    if let Ok(engine) = std::env::var(search_engines::CHILD_ENV) {
+        return search_engines::child_main(&engine);
+    }
     let cli = Cli::parse();
     if cli.only.iter().any(|b| b.needs_server()) {
         anyhow::ensure!(cli.athena.exists(), "{} not found: build it with `cargo build --release -p athena`", cli.athena.display());
@@ -180,6 +208,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Bench::Processing => {
                 let opts = processing::Options { library: cli.library.clone(), concurrency: cli.processing_concurrency.max(1) };
                 processing::run(&athena, &scratch, &opts).await?
+            }
+            Bench::Semantic => {
+                let opts = semantic::Options {
+                    corpus: cli.search_corpus.clone(),
+                    model: cli.embed_model.clone(),
+                    queries: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/semantic_queries.json"),
+                };
+                let scratch = scratch.clone();
+                tokio::task::spawn_blocking(move || semantic::run(&scratch, &opts)).await??
+            }
+            Bench::Search => {
+                let opts = search::Options {
+                    books: cli.search_books,
+                    library: cli.library.clone(),
+                    corpus: cli.search_corpus.clone(),
+                    rates: cli.search_rates.clone(),
+                    duration: Duration::from_secs_f64(cli.search_secs),
+                    threads: cli.search_threads.max(1),
+                    p99_target: Duration::from_secs_f64(cli.search_p99_target_ms / 1000.0),
+                    pg_admin: cli.pg_admin_url.clone(),
+                };
+                search::run(&scratch, &opts).await?
             }
         };
         println!("{report}");

@@ -5,13 +5,16 @@
 //! per user), so every API replica answers the same. Scoring is exhaustive: a personal library
 //! has thousands to a few hundred thousand chunks, which a dot product over compact vectors
 //! covers in milliseconds; chunk sets are cached in memory per content hash because they never
-//! change once written (a re-embedding writes a new `embedded_at`).
+//! change once written (a re-embedding writes a new `embedded_at`). Hits are ranked per script and
+//! merged two of the question's script for one of the other (`interleave_by_script`): the model rates
+//! any text in the question's language above every text in another, which would hide a Chinese
+//! question's answer in an English book.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use athena_domain::{ContentHash, UserId};
-use athena_search::semantic::{dot_encoded, encode_vector, TextEmbedder};
+use athena_search::semantic::{dot_encoded, encode_vector, interleave_by_script, is_cjk_text, TextEmbedder};
 use athena_search::{Doc, Kind};
 use athena_store::vectors::{AnnotationVector, ChunkVector};
 use athena_store::{Book, SyncTable};
@@ -36,16 +39,17 @@ impl std::fmt::Debug for Semantic {
     }
 }
 
-/// A content's chunk vectors under one model, as of `embedded_at`.
+/// A content's chunk vectors under one model, as of `embedded_at`, and each chunk's script.
 struct CachedSet {
     embedded_at: DateTime<Utc>,
-    chunks: Arc<Vec<ChunkVector>>,
+    chunks: Vec<ChunkVector>,
+    cjk: Vec<bool>,
 }
 
 #[derive(Default)]
 struct ChunkCache {
     /// By (content hash, model).
-    sets: HashMap<(String, String), CachedSet>,
+    sets: HashMap<(String, String), Arc<CachedSet>>,
     bytes: usize,
 }
 
@@ -108,6 +112,10 @@ pub(crate) fn annotation_doc_id(table: SyncTable, id: &str) -> String {
     format!("{}:{id}", kind.as_str())
 }
 
+fn set_bytes(set: &CachedSet) -> usize {
+    set.chunks.iter().map(|c| c.vector.len() + c.preview.len() + 64).sum()
+}
+
 fn escaped(text: &str) -> String {
     athena_search::highlight(text, &BTreeSet::new(), athena_search::semantic::PREVIEW_CHARS + 8)
 }
@@ -134,24 +142,46 @@ impl App {
                 .map_err(AppError::internal)?
                 .map_err(|e| AppError::Unavailable(Box::new(e)))?
         };
-        let mut hits = Vec::new();
+        // Candidates of the scope: the user's contents' chunk sets, and their annotations.
+        let mut sets = Vec::new();
         if kinds.contains(&Kind::BookText) {
             let mut shas: Vec<ContentHash> = books.iter().map(|b| b.content_sha256.clone()).collect();
             shas.sort();
             shas.dedup();
-            let sets = self.store.content_vector_sets(&shas, &model).await?;
-            for set in sets {
-                let chunks = self.chunk_set(&semantic, &set.content_sha256, &model, set.embedded_at).await?;
-                let content = set.content_sha256.to_string();
-                let mut best: HashMap<Option<String>, (f32, &ChunkVector)> = HashMap::new();
-                for chunk in chunks.iter() {
-                    let Some(score) = dot_encoded(&chunk.vector, &query) else { continue };
-                    let slot = best.entry(chunk.location.clone()).or_insert((score, chunk));
-                    if score > slot.0 {
-                        *slot = (score, chunk);
-                    }
+            for set in self.store.content_vector_sets(&shas, &model).await? {
+                let cached = self.chunk_set(&semantic, &set.content_sha256, &model, set.embedded_at).await?;
+                sets.push((set.content_sha256.to_string(), cached));
+            }
+        }
+        let want_notes = kinds.contains(&Kind::Note);
+        let want_highlights = kinds.contains(&Kind::Highlight);
+        let mut annotations = Vec::new();
+        if want_notes || want_highlights {
+            let owned: BTreeSet<String> = books.iter().map(|b| b.id.to_string()).collect();
+            for v in self.store.annotation_vectors(user, &model).await? {
+                let kind = if v.kind == "note" { Kind::Note } else { Kind::Highlight };
+                // Annotations of books outside the scope (deleted, or filtered out) are not shown.
+                if (kind == Kind::Note && want_notes || kind == Kind::Highlight && want_highlights)
+                    && v.book_id.as_ref().is_some_and(|b| owned.contains(b))
+                {
+                    annotations.push((kind, is_cjk_text(&v.preview), v));
                 }
-                hits.extend(best.into_values().map(|(score, chunk)| SemanticHit {
+            }
+        }
+        let mut hits = Vec::new();
+        for (content, set) in &sets {
+            // One hit per section: its best chunk.
+            let mut best: HashMap<Option<String>, (f32, usize)> = HashMap::new();
+            for (i, chunk) in set.chunks.iter().enumerate() {
+                let Some(score) = dot_encoded(&chunk.vector, &query) else { continue };
+                let slot = best.entry(chunk.location.clone()).or_insert((score, i));
+                if score > slot.0 {
+                    *slot = (score, i);
+                }
+            }
+            hits.extend(best.into_values().map(|(score, i)| {
+                let chunk = &set.chunks[i];
+                let hit = SemanticHit {
                     key: HitKey::Text { content: content.clone(), location: chunk.location.clone() },
                     kind: Kind::BookText,
                     book_id: None,
@@ -160,36 +190,25 @@ impl App {
                     title: chunk.title.clone(),
                     snippet: escaped(&chunk.preview),
                     score,
-                }));
-            }
+                };
+                (score, set.cjk[i], hit)
+            }));
         }
-        let want_notes = kinds.contains(&Kind::Note);
-        let want_highlights = kinds.contains(&Kind::Highlight);
-        if want_notes || want_highlights {
-            let owned: BTreeSet<String> = books.iter().map(|b| b.id.to_string()).collect();
-            for v in self.store.annotation_vectors(user, &model).await? {
-                let kind = if v.kind == "note" { Kind::Note } else { Kind::Highlight };
-                if (kind == Kind::Note && !want_notes) || (kind == Kind::Highlight && !want_highlights) {
-                    continue;
-                }
-                // Annotations of books outside the scope (deleted, or filtered out) are not shown.
-                if !v.book_id.as_ref().is_some_and(|b| owned.contains(b)) {
-                    continue;
-                }
-                let Some(score) = dot_encoded(&v.vector, &query) else { continue };
-                hits.push(SemanticHit {
-                    key: HitKey::Doc(v.doc_id.clone()),
-                    kind,
-                    book_id: v.book_id.clone(),
-                    content_key: None,
-                    location: v.location.clone(),
-                    title: None,
-                    snippet: escaped(&v.preview),
-                    score,
-                });
-            }
+        for (kind, cjk, v) in annotations {
+            let Some(score) = dot_encoded(&v.vector, &query) else { continue };
+            let hit = SemanticHit {
+                key: HitKey::Doc(v.doc_id.clone()),
+                kind,
+                book_id: v.book_id.clone(),
+                content_key: None,
+                location: v.location.clone(),
+                title: None,
+                snippet: escaped(&v.preview),
+                score,
+            };
+            hits.push((score, cjk, hit));
         }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut hits: Vec<SemanticHit> = interleave_by_script(is_cjk_text(q), hits).into_iter().map(|(_, h)| h).collect();
         hits.truncate(MAX_SEMANTIC_RESULTS);
         Ok(hits)
     }
@@ -200,22 +219,24 @@ impl App {
         sha: &ContentHash,
         model: &str,
         embedded_at: DateTime<Utc>,
-    ) -> AppResult<Arc<Vec<ChunkVector>>> {
+    ) -> AppResult<Arc<CachedSet>> {
         let key = (sha.to_string(), model.to_string());
         if let Some(cached) = semantic.cache.lock().expect("cache lock").sets.get(&key) {
             if cached.embedded_at == embedded_at {
-                return Ok(cached.chunks.clone());
+                return Ok(cached.clone());
             }
         }
-        let set = Arc::new(self.store.content_vectors(sha, model).await?);
-        let bytes: usize = set.iter().map(|c| c.vector.len() + c.preview.len() + 64).sum();
+        let chunks = self.store.content_vectors(sha, model).await?;
+        let cjk = chunks.iter().map(|c| is_cjk_text(&c.preview)).collect();
+        let set = Arc::new(CachedSet { embedded_at, chunks, cjk });
+        let bytes = set_bytes(&set);
         let mut cache = semantic.cache.lock().expect("cache lock");
         if cache.bytes + bytes > CACHE_BYTES {
             cache.sets.clear();
             cache.bytes = 0;
         }
-        if let Some(old) = cache.sets.insert(key, CachedSet { embedded_at, chunks: set.clone() }) {
-            cache.bytes = cache.bytes.saturating_sub(old.chunks.iter().map(|c| c.vector.len() + c.preview.len() + 64).sum());
+        if let Some(old) = cache.sets.insert(key, set.clone()) {
+            cache.bytes = cache.bytes.saturating_sub(set_bytes(&old));
         }
         cache.bytes += bytes;
         Ok(set)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Calibre, Poppler, Tesseract, a CJK font, and the OCR models (pinned by hash).
+# Calibre, Poppler, Tesseract, a CJK font, the OCR models and the embedding model (pinned by hash).
 bash scripts/install-deps.sh
 cargo build --release --locked -p athena
 # The web app served at / (web/dist): npm ci only when its lockfile changed, then the Vite build.

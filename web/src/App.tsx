@@ -6,7 +6,8 @@ import { onLangChange, t } from './i18n';
 import { match, navigate, usePath } from './router';
 import { Login } from './screens/Login';
 import { Home } from './screens/Home';
-import { Library } from './screens/Library';
+import { Library, SnapshotLibrary } from './screens/Library';
+import { readSnapshot } from './snapshot';
 import { Reader } from './screens/Reader';
 import { BookDetails } from './screens/BookDetails';
 import { Notes } from './screens/Notes';
@@ -17,6 +18,7 @@ export function App() {
   const [session, setSession] = useState<Session | null>(loadSession());
   const [dbReady, setDbReady] = useState(false);
   const [, setLangTick] = useState(0);
+  const path = usePath();
   useEffect(() => onLangChange(() => setLangTick((n) => n + 1)), []);
   useEffect(() => {
     // Another tab signing out (or a dead refresh token) ends this one's session too.
@@ -46,7 +48,19 @@ export function App() {
   if (!session) {
     return <Login onSignedIn={(s) => { setSession(s); navigate('/library', true); }} />;
   }
-  if (!dbReady) return <p class="loading" role="status">{t('app.loading')}</p>;
+  if (!dbReady) {
+    // While the local database opens, the library is drawn from its paint cache (snapshot.ts), if this
+    // user has one; the live screen replaces it once the database is ready.
+    const snapshot = match('/library', path) ? readSnapshot(session.user.id) : null;
+    if (snapshot) {
+      return (
+        <div class="shell">
+          <main id="main"><SnapshotLibrary books={snapshot} /></main>
+        </div>
+      );
+    }
+    return <p class="loading" role="status">{t('app.loading')}</p>;
+  }
   return <Shell session={session} onSignedOut={() => setSession(null)} />;
 }
 

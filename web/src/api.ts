@@ -1,5 +1,6 @@
 // REST calls the app makes (login, uploads, OCR requests, search) and the session's tokens.
 // Everything else goes through the local database and the sync connector.
+import { clearSnapshotUnlessFor } from './snapshot';
 
 export interface User {
   id: string;
@@ -51,6 +52,8 @@ export function loadSession(): Session | null {
 export function saveSession(s: Session | null): void {
   if (s) localStorage.setItem(SESSION_KEY, JSON.stringify(s));
   else localStorage.removeItem(SESSION_KEY);
+  // The library's paint cache is the signed-in user's only: gone at sign-out or a change of user.
+  clearSnapshotUnlessFor(s?.user.id ?? null);
   if (typeof window !== 'undefined') window.dispatchEvent(new Event('athena-session'));
 }
 
@@ -162,10 +165,10 @@ export async function authFetch(path: string, init: RequestInit = {}): Promise<R
   return send(true);
 }
 
-export async function authJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function authJson<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
   const res = await authFetch(path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return parse<T>(res);

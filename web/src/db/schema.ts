@@ -149,7 +149,9 @@ export interface BookRow {
   ocr_status: string | null;
   conversion_status: string | null;
   converted_epub_key: string | null;
+  metadata_confirmed: number | null;
   created_at: string | null;
+  updated_at: string | null;
   deleted_at: string | null;
 }
 

@@ -5,7 +5,7 @@ import { useQuery } from '../db/hooks';
 import type { BookRow } from '../db/schema';
 import { t, type MessageKey } from '../i18n';
 import { navigate } from '../router';
-import { statusKey } from './Library';
+import { FailureReason, statusKey } from './Library';
 
 type OcrAnswer =
   | { status: 'queued'; queue_position: number; estimated_minutes: number; units: number; units_left: number }
@@ -34,6 +34,8 @@ export function BookDetails({ bookId }: { bookId: string }) {
   const [author, setAuthor] = useState<string | null>(null);
   const [saved, setSaved] = useState(false);
   const [ocr, setOcr] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const [confirmError, setConfirmError] = useState<string | null>(null);
   if (!book) return <p>{t('app.loading')}</p>;
   const status = statusKey(book);
 
@@ -48,6 +50,19 @@ export function BookDetails({ bookId }: { bookId: string }) {
       book.id,
     ]);
     setSaved(true);
+  };
+  // metadata_confirmed is not client-writable through sync (DATA-MODEL.md): it goes through the REST
+  // PATCH of the book, with the book's version as If-Match; sync then brings the change back here.
+  const confirm = async () => {
+    setConfirming(true);
+    setConfirmError(null);
+    try {
+      await confirmMetadata(book.id);
+    } catch (err) {
+      setConfirmError(t('details.confirmFailed', { message: err instanceof ApiError ? err.code : String(err) }));
+    } finally {
+      setConfirming(false);
+    }
   };
   const requestOcr = async () => {
     try {
@@ -81,8 +96,16 @@ export function BookDetails({ bookId }: { bookId: string }) {
             <dd>{((book.file_size ?? 0) / 1024 / 1024).toFixed(1)} MB</dd>
             {book.page_count ? (<><dt>{t('details.pages')}</dt><dd>{book.page_count}</dd></>) : null}
             <dt>{t('details.status')}</dt>
-            <dd>{status ? t(status) : t('details.ready')}</dd>
+            <dd data-testid="details-status">{status ? t(status) : t('details.ready')} <FailureReason book={book} /></dd>
+            <dt>{t('details.metadata')}</dt>
+            <dd class="meta-confirm" data-testid="metadata-confirmed" data-confirmed={String(Boolean(book.metadata_confirmed))}>
+              {book.metadata_confirmed ? t('details.confirmed') : t('details.unconfirmed')}
+              {!book.metadata_confirmed && (
+                <button type="button" class="small" disabled={confirming} onClick={() => void confirm()}>{t('details.confirm')}</button>
+              )}
+            </dd>
           </dl>
+          {confirmError && <p role="alert" class="error">{confirmError}</p>}
           <p>
             <button type="button" onClick={() => navigate(`/reader/${book.id}`)}>{t('details.read')}</button>{' '}
             {book.file_type === 'pdf' && book.is_digitalized === 0 && <button type="button" onClick={() => void requestOcr()}>{t('details.ocr')}</button>}
@@ -92,4 +115,18 @@ export function BookDetails({ bookId }: { bookId: string }) {
       </div>
     </section>
   );
+}
+
+/** PATCH /books/{id}/metadata {confirmed: true} with If-Match: the version read just before (once more on a conflict). */
+export async function confirmMetadata(id: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await authJson<{ version: number }>('GET', `/api/v1/books/${id}`);
+    try {
+      await authJson('PATCH', `/api/v1/books/${id}/metadata`, { confirmed: true }, { 'if-match': `W/"${current.version}"` });
+      return;
+    } catch (err) {
+      if (attempt === 0 && err instanceof ApiError && err.code === 'version_conflict') continue;
+      throw err;
+    }
+  }
 }

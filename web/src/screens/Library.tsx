@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { mediaUrl } from '../api';
+import { loadSession, mediaUrl } from '../api';
 import { ctx } from '../ctx';
 import { useQuery } from '../db/hooks';
 import type { BookRow } from '../db/schema';
@@ -8,6 +8,8 @@ import { t, type MessageKey } from '../i18n';
 import { navigate } from '../router';
 import { uploadBook, type UploadState } from '../upload';
 import { useWindowed } from '../virtual';
+import { reasonKey, useProcessingError, type ProcessingError } from '../processing';
+import { readSnapshot, writeSnapshot, type SnapshotBook } from '../snapshot';
 
 /** Card geometry shared with styles.css (.books.grid / .books.list). */
 const GRID_LAYOUT = { itemWidth: 160, rowHeight: 420, gap: 16 };
@@ -66,6 +68,14 @@ export function Library({ deletedView }: { deletedView: boolean }) {
     if (!loading && rows.length > 0 && performance.getEntriesByName('athena:library-shown').length === 0) performance.mark('athena:library-shown');
   }, [loading, rows.length]);
 
+  // The paint cache of the next start (snapshot.ts): the whole library's first books, as just read from
+  // the local database. Written for the signed-in user only, and never read back into any data.
+  useEffect(() => {
+    const userId = loadSession()?.user.id;
+    if (loading || deletedView || shelf || !userId) return;
+    writeSnapshot(userId, rows, () => loadSession()?.user.id ?? null);
+  }, [rows, loading, deletedView, shelf]);
+
   const books = useMemo(() => {
     const f = filter.trim().toLowerCase();
     const list = rows.filter((b) => !f || (b.title ?? '').toLowerCase().includes(f) || (b.author ?? '').toLowerCase().includes(f));
@@ -76,6 +86,8 @@ export function Library({ deletedView }: { deletedView: boolean }) {
 
   // Only the rows near the viewport are in the DOM (fixed card sizes, see styles.css).
   const range = useWindowed(listRef, books.length, view === 'grid' ? GRID_LAYOUT : LIST_LAYOUT);
+
+  const loadingSnapshot = loading && !deletedView && !shelf ? readSnapshot(loadSession()?.user.id ?? '') : null;
 
   const addFiles = (files: FileList | File[]) => {
     const list = [...files];
@@ -144,15 +156,21 @@ export function Library({ deletedView }: { deletedView: boolean }) {
         </section>
       )}
       {!loading && books.length === 0 && <p class="empty">{deletedView ? t('library.noDeleted') : t('library.empty')}</p>}
+      {loadingSnapshot ? (
+        // The first query's few milliseconds: keep the snapshot's cards up rather than flash an empty list.
+        <SnapshotCards books={loadingSnapshot} />
+      ) : (
       <ul
         ref={listRef}
         class={view === 'grid' ? 'books grid' : 'books list'}
         data-testid="books"
+        data-source="live"
         data-count={books.length}
         style={{ paddingTop: `${range.padTop}px`, paddingBottom: `${range.padBottom}px` }}
       >
         {books.slice(range.start, range.end).map((b) => (deletedView ? <DeletedCard key={b.id} book={b} /> : <BookCard key={b.id} book={b} shelves={shelves} />))}
       </ul>
+      )}
     </section>
   );
 }
@@ -180,7 +198,8 @@ function UploadRow({ item }: { item: UploadItem }) {
 function Cover({ book }: { book: LibraryBook }) {
   const title = book.title ?? '';
   if (book.cover_url) return <img class="cover" loading="lazy" alt={t('library.coverOf', { title })} src={mediaUrl(`/api/v1/books/${book.id}/cover`)} />;
-  return <div class="cover placeholder" aria-hidden="true">{title.slice(0, 2)}</div>;
+  // The initials are drawn by CSS (attr()): decoration, not part of the link's text, whose name is "Open <title>".
+  return <div class="cover placeholder" aria-hidden="true" data-initials={title.slice(0, 2)} />;
 }
 
 function BookCard({ book, shelves }: { book: LibraryBook; shelves: Shelf[] }) {
@@ -195,9 +214,14 @@ function BookCard({ book, shelves }: { book: LibraryBook; shelves: Shelf[] }) {
       <div class="meta">
         <a href={`/reader/${book.id}`} onClick={open} class="title">{book.title}</a>
         <span class="author">{book.author || t('library.unknownAuthor')}</span>
-        <span class="progress-text" data-testid="card-progress">{book.progress ? t('library.progress', { percent: pct }) : t('library.unread')}</span>
-        <progress max={100} value={pct} aria-label={t('library.progress', { percent: pct })} />
+        {status !== 'status.conversionFailed' && (
+          <>
+            <span class="progress-text" data-testid="card-progress">{book.progress ? t('library.progress', { percent: pct }) : t('library.unread')}</span>
+            <progress max={100} value={pct} aria-label={t('library.progress', { percent: pct })} />
+          </>
+        )}
         {status && <span class="status" data-status={status}>{t(status)}</span>}
+        <FailureReason book={book} />
         <span class="card-actions">
           <a href={`/book/${book.id}`} onClick={(e) => { e.preventDefault(); navigate(`/book/${book.id}`); }}>{t('details.open')}</a>
           <button type="button" class="small" onClick={() => void setBookDeleted(ctx(), book.id, true)}>{t('library.delete')}</button>
@@ -222,5 +246,75 @@ function DeletedCard({ book }: { book: LibraryBook }) {
         <button type="button" onClick={() => void setBookDeleted(ctx(), book.id, false)}>{t('library.restore')}</button>
       </div>
     </li>
+  );
+}
+
+/** The failed step of a book (conversion or OCR), from its synced status; null when nothing failed. */
+export function failedStep(b: Pick<BookRow, 'conversion_status' | 'ocr_status'>): 'conversion' | 'ocr' | null {
+  if (b.conversion_status === 'failed') return 'conversion';
+  if (b.ocr_status === 'failed') return 'ocr';
+  return null;
+}
+
+/** A reason in the user's language: the message of its code, else the code itself. */
+export function reasonText(e: ProcessingError): string {
+  const key = reasonKey(e.code);
+  return key ? t(key) : e.code;
+}
+
+/** Why the book's conversion or OCR failed (read by REST: the reason is not synced). */
+export function FailureReason({ book }: { book: Pick<BookRow, 'id' | 'conversion_status' | 'ocr_status' | 'updated_at'> }) {
+  const step = failedStep(book);
+  const error = useProcessingError(book.id, step, book.updated_at ?? null);
+  if (!step || !error) return null;
+  const text = t('status.reason', { reason: reasonText(error) });
+  return (
+    <span class="status-reason" data-testid="failure-reason" data-code={error.code} title={error.message ? `${text} (${error.message})` : text}>
+      {text}
+    </span>
+  );
+}
+
+/**
+ * The library drawn from the snapshot (snapshot.ts) while the local database opens: the same cards,
+ * read-only, replaced by the live list as soon as the database is ready.
+ */
+export function SnapshotLibrary({ books }: { books: SnapshotBook[] }) {
+  useEffect(() => {
+    if (performance.getEntriesByName('athena:snapshot-shown').length === 0) performance.mark('athena:snapshot-shown');
+  }, []);
+  return (
+    <section class="library-snapshot" aria-busy="true">
+      <div class="toolbar"><h1>{t('library.title')}</h1></div>
+      <p class="drop-hint" role="status">{t('library.snapshot')}</p>
+      <SnapshotCards books={books} />
+    </section>
+  );
+}
+
+/** The snapshot's cards (read-only; opening a book is all they do). */
+function SnapshotCards({ books }: { books: SnapshotBook[] }) {
+  const view = localStorage.getItem('athena.libraryView') === 'list' ? 'list' : 'grid';
+  const open = (e: Event, id: string) => { e.preventDefault(); navigate(`/reader/${id}`); };
+  return (
+    <ul class={view === 'grid' ? 'books grid' : 'books list'} data-testid="books" data-source="snapshot" data-count={books.length}>
+      {books.map((b) => {
+        const title = b.title ?? '';
+        const pct = Math.round((b.progress ?? 0) * 100);
+        return (
+          <li class="book" key={b.id} data-testid="book-card" data-title={title} data-id={b.id} data-type={b.file_type ?? ''}>
+            <a href={`/reader/${b.id}`} onClick={(e) => open(e, b.id)} aria-label={t('library.open', { title })}>
+              {b.has_cover ? <img class="cover" alt={t('library.coverOf', { title })} src={mediaUrl(`/api/v1/books/${b.id}/cover`)} /> : <div class="cover placeholder" aria-hidden="true" data-initials={title.slice(0, 2)} />}
+            </a>
+            <div class="meta">
+              <a href={`/reader/${b.id}`} onClick={(e) => open(e, b.id)} class="title">{title}</a>
+              <span class="author">{b.author || t('library.unknownAuthor')}</span>
+              <span class="progress-text" data-testid="card-progress">{b.progress ? t('library.progress', { percent: pct }) : t('library.unread')}</span>
+              <progress max={100} value={pct} aria-label={t('library.progress', { percent: pct })} />
+            </div>
+          </li>
+        );
+      })}
+    </ul>
   );
 }

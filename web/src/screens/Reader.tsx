@@ -110,6 +110,8 @@ export function Reader({ bookId, cfi, page }: { bookId: string; cfi: string | nu
     }
     let cancelled = false;
     let opened: Engine | null = null;
+    // Performance marks (the e2e suite's open-time figures): the open starts; each location shown (with its CFI/page).
+    performance.mark('athena:reader-open');
     (async () => {
       const data = await bookFile(bookId);
       if (cancelled) return;
@@ -132,6 +134,7 @@ export function Reader({ bookId, cfi, page }: { bookId: string; cfi: string | nu
       const start: Target = here ? { cfi: here.cfi, page: here.page } : cfi || page ? { cfi, page } : { cfi: saved?.last_position ?? null, page: savedPage };
       const e = await openEngine(kind, host.current as HTMLElement, data, start, lookOf(settings), flow, {
         onLocation: (l) => {
+          performance.mark('athena:reader-location', { detail: { cfi: l.cfi, page: l.page } });
           // epub.js renders each section in an iframe: give it a name for assistive technology.
           for (const f of host.current?.querySelectorAll('iframe') ?? []) f.title = t('reader.content', { title: book.title ?? '' });
           setLoc(l);

@@ -65,6 +65,93 @@ async fn lock_sequencer(tx: &mut crate::db::Tx) -> StoreResult<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).fetch_one(&mut **tx).await.map_err(db)
 }
 
+/// Changes evaluated per chunk (one `UNNEST` insert each).
+const CHANGES_PER_CHUNK: usize = 2000;
+
+/// Ops waiting to be written, as the columns of one `UNNEST` insert.
+#[derive(Default)]
+struct OpColumns {
+    ids: Vec<i64>,
+    buckets: Vec<String>,
+    kinds: Vec<&'static str>,
+    types: Vec<Option<String>>,
+    objects: Vec<Option<String>>,
+    data: Vec<Option<String>>,
+    sums: Vec<i64>,
+    times: Vec<DateTime<Utc>>,
+}
+
+/// The running state of one sequencing pass.
+struct Pass {
+    last_op_id: i64,
+    /// Per touched bucket: checksum sum, op count, last op id.
+    buckets: HashMap<String, (i64, i64, i64)>,
+    /// The captured rows read, to delete exactly those.
+    ids: Vec<i64>,
+    ops: u64,
+}
+
+impl Pass {
+    /// Turns captured rows into numbered ops, in capture order.
+    fn evaluate(&mut self, rows: &[sqlx::postgres::PgRow], evaluate: Evaluate<'_>) -> StoreResult<OpColumns> {
+        let mut out = OpColumns::default();
+        for row in rows {
+            let change = CapturedChange {
+                id: row.try_get("id").map_err(db)?,
+                table: row.try_get("table_name").map_err(db)?,
+                op: row.try_get("op").map_err(db)?,
+                old_row: as_object(row.try_get("old_row").map_err(db)?)?,
+                new_row: as_object(row.try_get("new_row").map_err(db)?)?,
+                captured_at: row.try_get("captured_at").map_err(db)?,
+            };
+            self.ids.push(change.id);
+            for draft in evaluate(&change) {
+                self.last_op_id += 1;
+                let b = match self.buckets.get_mut(&draft.bucket) {
+                    Some(b) => b,
+                    None => self.buckets.entry(draft.bucket.clone()).or_insert((0, 0, 0)),
+                };
+                b.0 = (b.0 + i64::from(draft.checksum)) % U32;
+                b.1 += 1;
+                b.2 = self.last_op_id;
+                out.ids.push(self.last_op_id);
+                out.buckets.push(draft.bucket);
+                out.kinds.push(draft.op.as_str());
+                out.types.push(draft.object_type);
+                out.objects.push(draft.object_id);
+                out.data.push(draft.data);
+                out.sums.push(i64::from(draft.checksum));
+                out.times.push(change.captured_at);
+            }
+        }
+        self.ops += out.ids.len() as u64;
+        Ok(out)
+    }
+}
+
+/// One statement per chunk: `UNNEST` keeps a 100,000-row transaction fast.
+async fn insert_ops(tx: &mut crate::db::Tx, ops: &OpColumns) -> StoreResult<()> {
+    if ops.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sync_oplog (op_id, bucket, op, object_type, object_id, data, checksum, captured_at)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::timestamptz[])",
+    )
+    .bind(&ops.ids)
+    .bind(&ops.buckets)
+    .bind(&ops.kinds)
+    .bind(&ops.types)
+    .bind(&ops.objects)
+    .bind(&ops.data)
+    .bind(&ops.sums)
+    .bind(&ops.times)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SyncStore for PgStore {
     async fn sequence(&self, limit: u32, evaluate: Evaluate<'_>) -> StoreResult<SequenceOutcome> {
@@ -78,61 +165,31 @@ impl SyncStore for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
-        let mut last_op_id: i64 =
+        let last_op_id: i64 =
             sqlx::query_scalar("SELECT last_op_id FROM sync_state WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
         if rows.is_empty() {
             tx.rollback().await.map_err(db)?;
             return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true, buckets: vec![] });
         }
-        let mut buckets: HashMap<String, (i64, i64, i64)> = HashMap::new();
-        let mut ids = Vec::with_capacity(rows.len());
-        let (mut op_ids, mut op_buckets, mut op_kinds, mut op_types, mut op_objects, mut op_data, mut op_sums, mut op_times) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        for row in &rows {
-            let change = CapturedChange {
-                id: row.try_get("id").map_err(db)?,
-                table: row.try_get("table_name").map_err(db)?,
-                op: row.try_get("op").map_err(db)?,
-                old_row: as_object(row.try_get("old_row").map_err(db)?)?,
-                new_row: as_object(row.try_get("new_row").map_err(db)?)?,
-                captured_at: row.try_get("captured_at").map_err(db)?,
+        let mut pass = Pass { last_op_id, buckets: HashMap::new(), ids: Vec::with_capacity(rows.len()), ops: 0 };
+        // PostgreSQL writes in its own process: while it inserts one chunk's ops, this thread
+        // evaluates the next chunk.
+        let mut ready: Option<OpColumns> = None;
+        for chunk in rows.chunks(CHANGES_PER_CHUNK) {
+            let next = match ready.take() {
+                None => pass.evaluate(chunk, evaluate)?,
+                Some(ops) => {
+                    let (written, next) = futures::join!(insert_ops(&mut tx, &ops), async { pass.evaluate(chunk, evaluate) });
+                    written?;
+                    next?
+                }
             };
-            ids.push(change.id);
-            for draft in evaluate(&change) {
-                last_op_id += 1;
-                let b = buckets.entry(draft.bucket.clone()).or_insert((0, 0, 0));
-                b.0 = (b.0 + i64::from(draft.checksum)) % U32;
-                b.1 += 1;
-                b.2 = last_op_id;
-                op_ids.push(last_op_id);
-                op_buckets.push(draft.bucket);
-                op_kinds.push(draft.op.as_str().to_string());
-                op_types.push(draft.object_type);
-                op_objects.push(draft.object_id);
-                op_data.push(draft.data);
-                op_sums.push(i64::from(draft.checksum));
-                op_times.push(change.captured_at);
-            }
+            ready = Some(next);
         }
-        let ops = op_ids.len() as u64;
-        if !op_ids.is_empty() {
-            // One statement for the whole batch: UNNEST keeps a 100,000-row transaction fast.
-            sqlx::query(
-                "INSERT INTO sync_oplog (op_id, bucket, op, object_type, object_id, data, checksum, captured_at)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::timestamptz[])",
-            )
-            .bind(&op_ids)
-            .bind(&op_buckets)
-            .bind(&op_kinds)
-            .bind(&op_types)
-            .bind(&op_objects)
-            .bind(&op_data)
-            .bind(&op_sums)
-            .bind(&op_times)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        if let Some(ops) = ready {
+            insert_ops(&mut tx, &ops).await?;
         }
+        let Pass { last_op_id, buckets, ids, ops } = pass;
         let (mut b_names, mut b_sums, mut b_counts, mut b_last) = (vec![], vec![], vec![], vec![]);
         for (bucket, (checksum, count, last)) in buckets {
             b_names.push(bucket);

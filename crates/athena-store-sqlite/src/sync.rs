@@ -46,25 +46,27 @@ fn entry(row: &sqlx::sqlite::SqliteRow) -> StoreResult<OplogEntry> {
     })
 }
 
-#[async_trait]
-impl SyncStore for SqliteStore {
-    async fn sequence(&self, limit: u32, evaluate: Evaluate<'_>) -> StoreResult<SequenceOutcome> {
-        let mut tx = begin_write(self.pool()).await?;
-        let rows = sqlx::query("SELECT id, table_name, op, old_row, new_row, captured_at FROM sync_changes ORDER BY id LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let mut last_op_id: i64 =
-            sqlx::query_scalar("SELECT last_op_id FROM sync_state WHERE id = 1").fetch_one(&mut *tx).await.map_err(db)?;
-        if rows.is_empty() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true, buckets: vec![] });
-        }
-        let mut buckets: HashMap<String, (i64, i64, i64)> = HashMap::new();
-        let mut max_change = 0i64;
-        let mut pending: Vec<(i64, OpDraft, String)> = Vec::new();
-        for row in &rows {
+/// An op with its id, waiting to be written.
+struct PendingOp {
+    op_id: i64,
+    draft: OpDraft,
+    captured_at: String,
+}
+
+/// The running state of one sequencing pass.
+struct Pass {
+    last_op_id: i64,
+    /// Per touched bucket: checksum sum, op count, last op id.
+    buckets: HashMap<String, (i64, i64, i64)>,
+    max_change: i64,
+    ops: u64,
+}
+
+impl Pass {
+    /// Turns captured rows into numbered ops, in capture order.
+    fn evaluate(&mut self, rows: &[sqlx::sqlite::SqliteRow], evaluate: Evaluate<'_>) -> StoreResult<Vec<PendingOp>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
             let captured_text: String = row.try_get("captured_at").map_err(db)?;
             let change = CapturedChange {
                 id: row.try_get("id").map_err(db)?,
@@ -74,38 +76,83 @@ impl SyncStore for SqliteStore {
                 new_row: parse_row(row.try_get("new_row").map_err(db)?)?,
                 captured_at: parse_time(&captured_text).unwrap_or_else(Utc::now),
             };
-            max_change = max_change.max(change.id);
+            self.max_change = self.max_change.max(change.id);
             for draft in evaluate(&change) {
-                last_op_id += 1;
-                let b = buckets.entry(draft.bucket.clone()).or_insert((0, 0, 0));
+                self.last_op_id += 1;
+                let b = match self.buckets.get_mut(&draft.bucket) {
+                    Some(b) => b,
+                    None => self.buckets.entry(draft.bucket.clone()).or_insert((0, 0, 0)),
+                };
                 b.0 = (b.0 + i64::from(draft.checksum)) % U32;
                 b.1 += 1;
-                b.2 = last_op_id;
-                pending.push((last_op_id, draft, captured_text.clone()));
+                b.2 = self.last_op_id;
+                out.push(PendingOp { op_id: self.last_op_id, draft, captured_at: captured_text.clone() });
             }
         }
-        let ops = pending.len() as u64;
-        // Many rows per statement: one round trip to SQLite per few hundred ops, not per op.
-        for chunk in pending.chunks(OPS_PER_INSERT) {
-            let mut sql =
-                String::from("INSERT INTO sync_oplog (op_id, bucket, op, object_type, object_id, data, checksum, captured_at) VALUES ");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
-            }
-            let mut query = sqlx::query(&sql);
-            for (op_id, draft, captured) in chunk {
-                query = query
-                    .bind(*op_id)
-                    .bind(&draft.bucket)
-                    .bind(draft.op.as_str())
-                    .bind(&draft.object_type)
-                    .bind(&draft.object_id)
-                    .bind(&draft.data)
-                    .bind(i64::from(draft.checksum))
-                    .bind(captured);
-            }
-            query.execute(&mut *tx).await.map_err(db)?;
+        self.ops += out.len() as u64;
+        Ok(out)
+    }
+}
+
+/// Writes ops with many rows per statement: one round trip to SQLite per few hundred ops.
+async fn insert_ops(tx: &mut crate::db::Tx, ops: &[PendingOp]) -> StoreResult<()> {
+    for chunk in ops.chunks(OPS_PER_INSERT) {
+        let mut sql =
+            String::from("INSERT INTO sync_oplog (op_id, bucket, op, object_type, object_id, data, checksum, captured_at) VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
         }
+        let mut query = sqlx::query(&sql);
+        for op in chunk {
+            let draft = &op.draft;
+            query = query
+                .bind(op.op_id)
+                .bind(&draft.bucket)
+                .bind(draft.op.as_str())
+                .bind(&draft.object_type)
+                .bind(&draft.object_id)
+                .bind(&draft.data)
+                .bind(i64::from(draft.checksum))
+                .bind(&op.captured_at);
+        }
+        query.execute(&mut **tx).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SyncStore for SqliteStore {
+    async fn sequence(&self, limit: u32, evaluate: Evaluate<'_>) -> StoreResult<SequenceOutcome> {
+        let mut tx = begin_write(self.pool()).await?;
+        let rows = sqlx::query("SELECT id, table_name, op, old_row, new_row, captured_at FROM sync_changes ORDER BY id LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let last_op_id: i64 = sqlx::query_scalar("SELECT last_op_id FROM sync_state WHERE id = 1").fetch_one(&mut *tx).await.map_err(db)?;
+        if rows.is_empty() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(SequenceOutcome { changes: 0, ops: 0, last_op_id, ran: true, buckets: vec![] });
+        }
+        let mut pass = Pass { last_op_id, buckets: HashMap::new(), max_change: 0, ops: 0 };
+        // SQLite writes on its own worker thread: while it inserts one chunk's ops, this thread
+        // evaluates the next chunk, so the two halves of the work overlap on two cores.
+        let mut ready: Option<Vec<PendingOp>> = None;
+        for chunk in rows.chunks(OPS_PER_INSERT) {
+            let next = match ready.take() {
+                None => pass.evaluate(chunk, evaluate)?,
+                Some(ops) => {
+                    let (written, next) = futures::join!(insert_ops(&mut tx, &ops), async { pass.evaluate(chunk, evaluate) });
+                    written?;
+                    next?
+                }
+            };
+            ready = Some(next);
+        }
+        if let Some(ops) = ready {
+            insert_ops(&mut tx, &ops).await?;
+        }
+        let Pass { last_op_id, buckets, max_change, ops } = pass;
         let touched: Vec<String> = buckets.keys().cloned().collect();
         for (bucket, (checksum, count, last)) in buckets {
             sqlx::query(

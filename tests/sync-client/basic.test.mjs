@@ -88,6 +88,13 @@ for (const kind of ENDPOINT_KINDS) {
           assert.equal(byId[book.id].file_type, 'epub');
           assert.equal(byId[book.id].user_id, a.userId);
         }
+        // The official client asks for BSON lines and gzip; the server answers in kind (counted per stream).
+        assert.ok(server.ports.metrics, 'metrics listener');
+        const metrics = await (await fetch(`http://127.0.0.1:${server.ports.metrics}/metrics`)).text();
+        const bsonGzip = metrics
+          .split('\n')
+          .find((l) => l.startsWith('powersync_streams_opened_total') && l.includes('format="bson"') && l.includes('gzip="true"'));
+        assert.ok(bsonGzip && Number(bsonGzip.split(' ').pop()) > 0, `no BSON+gzip stream counted:\n${metrics}`);
         // The server sends exactly the client columns (and the id): anything else would be invisible to the app.
         const columns = new Set(['id', ...tables.books.columns.map((col) => col.name)]);
         for (const { data } of await c.query('SELECT data FROM ps_data__books')) {

@@ -89,6 +89,9 @@ struct Cli {
     sync_stream_steps: Vec<usize>,
     #[arg(long, default_value_t = 64)]
     sync_open_concurrency: usize,
+    /// Sync idle streams: ask as the official clients do (BSON, gzip) or for plain NDJSON.
+    #[arg(long, value_enum, default_value_t = sync_idle::Framing::BsonGzip)]
+    sync_framing: sync_idle::Framing,
     /// Queue: jobs enqueued, then drained by this many concurrent claimers (claim + complete).
     #[arg(long, default_value_t = 10_000)]
     queue_jobs: usize,
@@ -185,6 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         steps: cli.sync_stream_steps.clone(),
         concurrency: cli.sync_open_concurrency.max(1),
         settle: Duration::from_secs(2),
+        framing: cli.sync_framing,
     };
     let queue_opts = queue::Options { jobs: cli.queue_jobs, claimers: cli.queue_claimers.max(1) };
     use sync_common::Backend as SyncBackend;

@@ -3,7 +3,8 @@
 //! its first `checkpoint_complete`, then left idle while a task per stream keeps reading (keep-alives), as a real
 //! client would. Server memory (VmRSS/VmHWM from /proc) is read after each step; baseline: the same server idle,
 //! logged in, before any stream. At the end one change (a new shelf through REST) fans out to every open stream,
-//! and the time until each stream saw its data line is recorded.
+//! and the time until each stream saw its data line is recorded. By default the streams ask for what the official
+//! clients ask for — BSON lines, gzip — and are decoded as they arrive (chunked transfer, then inflate).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,133 @@ pub struct Options {
     /// Streams being opened at once.
     pub concurrency: usize,
     pub settle: Duration,
+    pub framing: Framing,
+}
+
+/// What the streams ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Framing {
+    /// `Accept: application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8`, `Accept-Encoding: gzip`.
+    BsonGzip,
+    /// `Accept: application/x-ndjson`, no compression.
+    Ndjson,
+}
+
+impl Framing {
+    fn headers(self) -> &'static str {
+        match self {
+            Self::BsonGzip => {
+                "Accept: application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8\r\nAccept-Encoding: gzip, deflate\r\n"
+            }
+            Self::Ndjson => "Accept: application/x-ndjson\r\n",
+        }
+    }
+
+    /// Bytes that appear in a data line and nowhere else: a JSON key, or BSON's embedded-document tag + key.
+    fn data_marker(self) -> &'static [u8] {
+        match self {
+            Self::BsonGzip => b"\x03data\x00",
+            Self::Ndjson => b"{\"data\"",
+        }
+    }
+}
+
+/// The body of a raw HTTP/1.1 response as it arrives: headers skipped, chunked framing removed, gzip inflated.
+#[derive(Default)]
+struct BodyDecoder {
+    head: Vec<u8>,
+    headers_done: bool,
+    gzip: bool,
+    /// Bytes left in the current chunk; None while reading a chunk-size line.
+    chunk_left: Option<usize>,
+    pending: Vec<u8>,
+    inflater: Option<flate2::Decompress>,
+    gzip_header_left: usize,
+}
+
+impl BodyDecoder {
+    /// Feeds received bytes; returns the body bytes they complete.
+    fn feed(&mut self, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut input = input;
+        if !self.headers_done {
+            self.head.extend_from_slice(input);
+            let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                anyhow::ensure!(self.head.len() < 16 << 10, "response headers too long");
+                return Ok(Vec::new());
+            };
+            let head = String::from_utf8_lossy(&self.head[..end]).to_ascii_lowercase();
+            anyhow::ensure!(head.starts_with("http/1.1 200"), "not 200: {}", &head[..head.len().min(300)]);
+            anyhow::ensure!(head.contains("transfer-encoding: chunked"), "expected a chunked stream: {head}");
+            self.gzip = head.contains("content-encoding: gzip");
+            if self.gzip {
+                self.inflater = Some(flate2::Decompress::new(false));
+                self.gzip_header_left = 10;
+            }
+            self.headers_done = true;
+            self.pending = self.head.split_off(end + 4);
+            let rest = std::mem::take(&mut self.pending);
+            return self.feed_body(&rest);
+        }
+        let owned;
+        if !self.pending.is_empty() {
+            let mut joined = std::mem::take(&mut self.pending);
+            joined.extend_from_slice(input);
+            owned = joined;
+            input = &owned;
+        }
+        self.feed_body(input)
+    }
+
+    fn feed_body(&mut self, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut raw = Vec::new();
+        let mut at = 0;
+        while at < input.len() {
+            match self.chunk_left {
+                Some(0) => {
+                    // The CRLF after a chunk's data.
+                    if input.len() - at < 2 {
+                        self.pending = input[at..].to_vec();
+                        break;
+                    }
+                    at += 2;
+                    self.chunk_left = None;
+                }
+                Some(n) => {
+                    let take = n.min(input.len() - at);
+                    raw.extend_from_slice(&input[at..at + take]);
+                    at += take;
+                    self.chunk_left = Some(n - take);
+                }
+                None => {
+                    let Some(eol) = input[at..].windows(2).position(|w| w == b"\r\n") else {
+                        self.pending = input[at..].to_vec();
+                        break;
+                    };
+                    let size = std::str::from_utf8(&input[at..at + eol])?.split(';').next().unwrap_or("").trim();
+                    let size = usize::from_str_radix(size, 16).context("chunk size")?;
+                    at += eol + 2;
+                    self.chunk_left = Some(size);
+                }
+            }
+        }
+        let Some(inflater) = self.inflater.as_mut() else { return Ok(raw) };
+        let mut raw = &raw[..];
+        let skip = self.gzip_header_left.min(raw.len());
+        raw = &raw[skip..];
+        self.gzip_header_left -= skip;
+        let mut out = Vec::with_capacity(raw.len() * 4 + 1024);
+        let start = inflater.total_in();
+        loop {
+            let consumed = (inflater.total_in() - start) as usize;
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(out.capacity());
+            }
+            inflater.decompress_vec(&raw[consumed..], &mut out, flate2::FlushDecompress::Sync)?;
+            if (inflater.total_in() - start) as usize == raw.len() && out.capacity() - out.len() >= 1024 {
+                return Ok(out);
+            }
+        }
+    }
 }
 
 /// The soft limit on open files of this process (the server inherits it).
@@ -39,13 +167,15 @@ type Arrivals = Arc<Mutex<Vec<Option<Instant>>>>;
 
 /// Opens one stream and reads it to its first `checkpoint_complete`; then a task keeps reading, and records in
 /// `arrivals[slot]` when the first data line arrives.
-async fn open_stream(addr: &str, token: &str, slot: usize, arrivals: Arrivals) -> anyhow::Result<()> {
+async fn open_stream(addr: &str, token: &str, slot: usize, arrivals: Arrivals, framing: Framing) -> anyhow::Result<()> {
     let body = format!(r#"{{"buckets":[],"include_checksum":true,"raw_data":true,"client_id":"bench-idle-{slot}"}}"#);
     let request = format!(
         "POST /sync/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n\
-         Accept: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+         {}Content-Length: {}\r\n\r\n{body}",
+        framing.headers(),
         body.len()
     );
+    let mut decoder = BodyDecoder::default();
     let mut tcp = TcpStream::connect(addr).await.context("connect")?;
     tcp.write_all(request.as_bytes()).await?;
     let mut buf = Vec::with_capacity(4096);
@@ -56,11 +186,11 @@ async fn open_stream(addr: &str, token: &str, slot: usize, arrivals: Arrivals) -
             if n == 0 {
                 bail!("closed before the first checkpoint_complete: {}", String::from_utf8_lossy(&buf));
             }
-            buf.extend_from_slice(&chunk[..n]);
-            if !buf.starts_with(b"HTTP/1.1 200") && buf.len() >= 12 {
-                bail!("not 200: {}", String::from_utf8_lossy(&buf[..buf.len().min(300)]));
+            buf.extend_from_slice(&decoder.feed(&chunk[..n])?);
+            if decoder.headers_done && (decoder.gzip != (framing == Framing::BsonGzip)) {
+                bail!("asked for {framing:?}, the response is {}gzipped", if decoder.gzip { "" } else { "not " });
             }
-            if contains(&buf, b"\"checkpoint_complete\"") {
+            if contains(&buf, b"checkpoint_complete") {
                 return Ok(());
             }
             anyhow::ensure!(buf.len() < 1 << 20, "no checkpoint_complete in the first MiB");
@@ -70,11 +200,17 @@ async fn open_stream(addr: &str, token: &str, slot: usize, arrivals: Arrivals) -
     .context("first checkpoint_complete within 60 s")??;
     tokio::spawn(async move {
         let mut chunk = [0u8; 2048];
+        // The end of what came before, so a marker split between two reads is still found.
+        let mut seen = Vec::new();
         loop {
             match tcp.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if contains(&chunk[..n], b"{\"data\"") {
+                    let Ok(body) = decoder.feed(&chunk[..n]) else { return };
+                    seen.extend_from_slice(&body);
+                    let found = contains(&seen, framing.data_marker());
+                    seen.drain(..seen.len().saturating_sub(8));
+                    if found {
                         let mut a = arrivals.lock().unwrap_or_else(|e| e.into_inner());
                         a[slot].get_or_insert_with(Instant::now);
                     }
@@ -122,7 +258,7 @@ pub async fn run(bin: &Path, scratch_root: &Path, opts: &Options) -> anyhow::Res
         let results: Vec<anyhow::Result<()>> = futures::stream::iter(open..step)
             .map(|slot| {
                 let (addr, token, arrivals) = (sync_addr.clone(), token.clone(), arrivals.clone());
-                async move { open_stream(&addr, &token, slot, arrivals).await.with_context(|| format!("stream {slot}")) }
+                async move { open_stream(&addr, &token, slot, arrivals, opts.framing).await.with_context(|| format!("stream {slot}")) }
             })
             .buffered(opts.concurrency)
             .collect()
@@ -199,6 +335,7 @@ pub async fn run(bin: &Path, scratch_root: &Path, opts: &Options) -> anyhow::Res
     Ok(serde_json::json!({
         "benchmark": "sync-idle-streams",
         "backend": "sqlite",
+        "framing": format!("{:?}", opts.framing),
         "open_files_limit": limit,
         "requested": opts.streams,
         "open": open,

@@ -87,6 +87,7 @@ async fn two_sync_processes_on_one_database_agree() {
 
 on_both_backends!(
     initial_sync_has_consistent_checksums,
+    bson_and_gzip_carry_the_same_stream,
     rest_writes_arrive_as_diffs,
     users_only_get_their_own_bucket,
     write_checkpoints_reach_the_stream,
@@ -98,6 +99,12 @@ on_both_backends!(
     many_connects_and_disconnects_leave_nothing_behind,
     worker_results_reach_synced_clients,
 );
+
+#[derive(Clone, Copy, Default)]
+struct Framing {
+    bson: bool,
+    gzip: bool,
+}
 
 struct Reader {
     lines: mpsc::Receiver<Value>,
@@ -114,24 +121,55 @@ impl Drop for Reader {
 
 impl Reader {
     async fn open(base: &str, user: &User, body: Value) -> Reader {
-        let r = reqwest::Client::new()
-            .post(format!("{base}/sync/stream"))
-            .header("Authorization", format!("Token {}", user.token))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        Self::open_framed(base, user, body, Framing::default()).await
+    }
+
+    /// A stream read as the official clients ask for it: BSON documents and/or gzip.
+    async fn open_framed(base: &str, user: &User, body: Value, framing: Framing) -> Reader {
+        let mut request =
+            reqwest::Client::new().post(format!("{base}/sync/stream")).header("Authorization", format!("Token {}", user.token));
+        if framing.bson {
+            request = request.header("Accept", "application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8");
+        }
+        if framing.gzip {
+            request = request.header("Accept-Encoding", "gzip, deflate");
+        }
+        let r = request.json(&body).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+        let content_type = if framing.bson { "application/vnd.powersync.bson-stream" } else { "application/x-ndjson" };
+        assert_eq!(r.headers()["content-type"], content_type);
+        assert_eq!(r.headers().get("content-encoding").is_some(), framing.gzip, "{:?}", r.headers());
         let (tx, rx) = mpsc::channel(10_000);
         let blanks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = blanks.clone();
         let task = tokio::spawn(async move {
+            use std::io::Write;
             let mut body = r.bytes_stream();
             let mut buf = Vec::new();
+            let mut gunzip = framing.gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
             while let Some(Ok(chunk)) = body.next().await {
-                buf.extend_from_slice(&chunk);
-                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                match gunzip.as_mut() {
+                    // Every line must be decodable from the bytes received so far.
+                    Some(decoder) => {
+                        decoder.write_all(&chunk).expect("valid gzip");
+                        decoder.flush().unwrap();
+                        buf.append(decoder.get_mut());
+                    }
+                    None => buf.extend_from_slice(&chunk),
+                }
+                while framing.bson && buf.len() >= 4 {
+                    let len = i32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+                    assert!(len >= 5, "a BSON document of {len} bytes");
+                    if buf.len() < len {
+                        break;
+                    }
+                    let doc: Vec<u8> = buf.drain(..len).collect();
+                    let value: Value = bson::deserialize_from_slice(&doc).expect("every document is BSON");
+                    if tx.send(value).await.is_err() {
+                        return;
+                    }
+                }
+                while let Some(pos) = (!framing.bson).then(|| buf.iter().position(|b| *b == b'\n')).flatten() {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
                     let line = &line[..line.len() - 1];
                     if line.is_empty() {
@@ -275,6 +313,33 @@ async fn initial_sync_has_consistent_checksums(backend: Backend) {
     let mut again = Reader::open(&t.sync_base, &ann, json!({"buckets": [{"name": bucket_of(&ann), "after": position}]})).await;
     let round = again.round().await;
     assert_eq!(round.len(), 2, "checkpoint + complete, no data: {round:?}");
+    t.stop().await;
+}
+
+/// What the official clients ask for (BSON, gzip) carries exactly the NDJSON stream's content.
+async fn bson_and_gzip_carry_the_same_stream(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let ann = t.login("ann@example.com").await;
+    t.upload(&ann, &corpus().join("zh/lunyu.epub")).await;
+    t.upload(&ann, &corpus().join("epub/wasteland.epub")).await;
+    let body = json!({"buckets": [], "client_id": "c1", "binary_data": true});
+    let mut plain = Reader::open(&t.sync_base, &ann, body.clone()).await;
+    let mut expected = Mirror::default();
+    expected.apply(&plain.round().await);
+    for framing in [Framing { bson: true, gzip: false }, Framing { bson: false, gzip: true }, Framing { bson: true, gzip: true }] {
+        let mut reader = Reader::open_framed(&t.sync_base, &ann, body.clone(), framing).await;
+        let mut mirror = Mirror::default();
+        mirror.apply(&reader.round().await);
+        assert_eq!(mirror.sums, expected.sums);
+        assert_eq!(mirror.rows, expected.rows);
+        assert_eq!(mirror.books().len(), 2);
+        // A later change arrives as its own decodable piece, without waiting for more data.
+        let shelf: Value = t.post(&ann, "/api/v1/shelves").json(&json!({"name": "诗"})).send().await.unwrap().json().await.unwrap();
+        mirror.apply(&reader.round().await);
+        let id = shelf["data"]["id"].as_str().unwrap().to_string();
+        assert_eq!(mirror.rows[&("shelves".to_string(), id)]["name"], "诗");
+        expected.apply(&plain.round().await);
+    }
     t.stop().await;
 }
 

@@ -8,7 +8,8 @@
 //!    time per database, only over committed changes, so op ids follow commit order.
 //! 3. Each **stream** (`POST /sync/stream`) sends a checkpoint of the user's buckets, the ops the
 //!    client lacks, `checkpoint_complete`, then a `checkpoint_diff` for every later change, with
-//!    `token_expires_in` keep-alives, and closes when the token expires.
+//!    `token_expires_in` keep-alives, and closes when the token expires. Lines are NDJSON or BSON (what
+//!    the client prefers), gzipped when the client accepts it, with no compressor held per stream.
 //! 4. **Write checkpoints** (`GET /write-checkpoint2.json`) tell a client when the op log covers its
 //!    own acknowledged uploads.
 //! 5. The **compactor** rewrites buckets whose history is mostly superseded into one CLEAR plus the
@@ -18,6 +19,7 @@
 //! authentication in `athena_app`. It knows nothing of the REST API.
 
 mod evaluate;
+mod gzip;
 mod metrics;
 mod protocol;
 mod routes;

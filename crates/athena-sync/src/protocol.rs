@@ -1,5 +1,6 @@
 //! The wire format of the PowerSync protocol (see `SYNC-PROTOCOL.md`): the client's request and the
-//! NDJSON lines the server sends. Op ids are decimal strings on the wire; checksums are numbers.
+//! lines the server sends, as NDJSON or as BSON documents. Op ids are decimal strings on the wire;
+//! checksums are numbers.
 
 use serde::{Deserialize, Serialize};
 
@@ -103,11 +104,68 @@ pub enum Line<'a> {
     TokenExpiresIn(i64),
 }
 
+/// How a stream's lines are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireFormat {
+    /// One compact JSON object per line.
+    Ndjson,
+    /// BSON documents back to back (each starts with its length). The official clients ask for it
+    /// first: row data then reaches their core as a plain string, without JSON escaping.
+    Bson,
+}
+
+const NDJSON: &str = "application/x-ndjson";
+const BSON: &str = "application/vnd.powersync.bson-stream";
+
+impl WireFormat {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ndjson => "ndjson",
+            Self::Bson => "bson",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Ndjson => NDJSON,
+            Self::Bson => BSON,
+        }
+    }
+
+    /// From the request's `Accept` header: BSON when the client lists it with a quality at least
+    /// that of NDJSON; NDJSON otherwise (also for clients that send no `Accept`).
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else { return Self::Ndjson };
+        let quality = |wanted: &str| {
+            accept.split(',').find_map(|item| {
+                let mut parts = item.split(';').map(str::trim);
+                if !parts.next()?.eq_ignore_ascii_case(wanted) {
+                    return None;
+                }
+                let q = parts.find_map(|p| p.strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                Some(q)
+            })
+        };
+        match (quality(BSON), quality(NDJSON)) {
+            (Some(b), ndjson) if b > 0.0 && b >= ndjson.unwrap_or(0.0) => Self::Bson,
+            _ => Self::Ndjson,
+        }
+    }
+}
+
 impl Line<'_> {
-    /// The line as NDJSON: compact JSON and one `\n` (never an empty line).
-    pub fn encode(&self) -> bytes::Bytes {
-        let mut out = serde_json::to_vec(self).expect("sync lines always serialise");
-        out.push(b'\n');
+    /// The line in the stream's framing: compact JSON and one `\n` (never an empty line), or one
+    /// BSON document.
+    pub fn encode(&self, format: WireFormat) -> bytes::Bytes {
+        let out = match format {
+            WireFormat::Ndjson => {
+                let mut out = serde_json::to_vec(self).expect("sync lines always serialise");
+                out.push(b'\n');
+                out
+            }
+            // Only strings, booleans, integers that fit i64 and nested objects/arrays: always encodable.
+            WireFormat::Bson => bson::serialize_to_vec(self).expect("sync lines always serialise to BSON"),
+        };
         bytes::Bytes::from(out)
     }
 }
@@ -123,14 +181,15 @@ mod tests {
             write_checkpoint: None,
             buckets: vec![BucketChecksum { bucket: "b".into(), checksum: 7, count: 1, priority: 3 }],
         });
-        let text = String::from_utf8(line.encode().to_vec()).unwrap();
+        let text = String::from_utf8(line.encode(WireFormat::Ndjson).to_vec()).unwrap();
         assert_eq!(
             text,
             "{\"checkpoint\":{\"last_op_id\":\"42\",\"buckets\":[{\"bucket\":\"b\",\"checksum\":7,\"count\":1,\"priority\":3}]}}\n"
         );
-        let text = String::from_utf8(Line::TokenExpiresIn(20).encode().to_vec()).unwrap();
+        let text = String::from_utf8(Line::TokenExpiresIn(20).encode(WireFormat::Ndjson).to_vec()).unwrap();
         assert_eq!(text, "{\"token_expires_in\":20}\n");
-        let complete = String::from_utf8(Line::CheckpointComplete(Complete { last_op_id: "1".into() }).encode().to_vec()).unwrap();
+        let complete =
+            String::from_utf8(Line::CheckpointComplete(Complete { last_op_id: "1".into() }).encode(WireFormat::Ndjson).to_vec()).unwrap();
         assert_eq!(complete, "{\"checkpoint_complete\":{\"last_op_id\":\"1\"}}\n");
     }
 
@@ -141,5 +200,49 @@ mod tests {
         assert_eq!(parse(serde_json::json!(12)), Some(12));
         assert_eq!(parse(serde_json::json!("-1")), None);
         assert_eq!(parse(serde_json::json!("x")), None);
+    }
+
+    #[test]
+    fn bson_lines_carry_the_same_fields_as_json() {
+        let op = OpLine {
+            op_id: "7".into(),
+            op: "PUT",
+            object_type: Some("shelves"),
+            object_id: Some("s1"),
+            data: Some("{\"name\":\"Poetry \\\"诗\\\"\"}"),
+            checksum: u32::MAX,
+            subkey: None,
+        };
+        let line =
+            Line::Data(DataLine { bucket: "user_data[\"u\"]", data: vec![op], has_more: false, after: "0".into(), next_after: "7".into() });
+        let bytes = line.encode(WireFormat::Bson);
+        // A BSON document announces its own length.
+        assert_eq!(i32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len());
+        let doc = bson::Document::from_reader(&bytes[..]).unwrap();
+        let data = doc.get_document("data").unwrap();
+        assert_eq!(data.get_str("bucket").unwrap(), "user_data[\"u\"]");
+        assert_eq!(data.get_str("next_after").unwrap(), "7");
+        assert!(!data.get_bool("has_more").unwrap());
+        let op = data.get_array("data").unwrap()[0].as_document().unwrap();
+        assert_eq!(op.get_str("op_id").unwrap(), "7");
+        assert_eq!(op.get_str("data").unwrap(), "{\"name\":\"Poetry \\\"诗\\\"\"}");
+        assert_eq!(op.get_i64("checksum").unwrap(), i64::from(u32::MAX));
+        assert!(!op.contains_key("subkey"));
+        let keepalive = bson::Document::from_reader(&Line::TokenExpiresIn(20).encode(WireFormat::Bson)[..]).unwrap();
+        assert_eq!(keepalive.get("token_expires_in").and_then(bson::Bson::as_i64), Some(20));
+    }
+
+    #[test]
+    fn bson_only_when_the_client_prefers_it() {
+        use WireFormat::*;
+        let pick = |h: Option<&str>| WireFormat::negotiate(h);
+        assert_eq!(pick(None), Ndjson);
+        assert_eq!(pick(Some("*/*")), Ndjson);
+        assert_eq!(pick(Some("application/x-ndjson")), Ndjson);
+        assert_eq!(pick(Some("application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8")), Bson);
+        assert_eq!(pick(Some("application/vnd.powersync.bson-stream")), Bson);
+        assert_eq!(pick(Some("application/vnd.powersync.bson-stream;q=0.5, application/x-ndjson")), Ndjson);
+        assert_eq!(pick(Some("application/vnd.powersync.bson-stream;q=0")), Ndjson);
+        assert_eq!(pick(Some("application/vnd.powersync.bson-stream;q=oops")), Ndjson);
     }
 }

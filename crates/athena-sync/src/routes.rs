@@ -13,12 +13,14 @@ use axum::Router;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::protocol::{StreamRequest, MAX_REQUEST_BUCKETS, MAX_REQUEST_BYTES};
+use crate::gzip::GzipStream;
+use crate::protocol::{StreamRequest, WireFormat, MAX_REQUEST_BUCKETS, MAX_REQUEST_BYTES};
 use crate::service::SyncService;
 use crate::stream::{self, StreamContext, StreamEnd};
 
-/// Lines buffered per stream before the producer waits for the client to read.
-const STREAM_BUFFER_LINES: usize = 4;
+/// Lines buffered per stream before the producer waits for the client to read: one, because a
+/// data line may be several MiB; the producer builds the next line while this one is written.
+const STREAM_BUFFER_LINES: usize = 1;
 
 #[derive(Clone)]
 struct SyncState {
@@ -114,7 +116,8 @@ async fn sync_stream(State(state): State<SyncState>, headers: HeaderMap, body: B
             }
         }
     }
-    let ctx = StreamContext { user_id, client_id, buckets, positions, expires_at };
+    let format = WireFormat::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let ctx = StreamContext { user_id, client_id, buckets, positions, expires_at, format };
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER_LINES);
     let stop = state.stop.clone();
     let service = state.service.clone();
@@ -129,17 +132,37 @@ async fn sync_stream(State(state): State<SyncState>, headers: HeaderMap, body: B
             Err(StreamEnd::Storage(e)) => tracing::warn!(error = %e, "sync stream ended by a storage error"),
         }
     });
-    let body = Body::from_stream(tokio_stream_from(rx));
+    let gzip = crate::gzip::accepted(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
+    metrics::counter!("powersync_streams_opened_total", "format" => format.label(), "gzip" => if gzip { "true" } else { "false" })
+        .increment(1);
+    let body = Body::from_stream(body_stream(rx, gzip.then(GzipStream::default)));
     let mut response = Response::new(body);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(header::VARY, HeaderValue::from_static("accept, accept-encoding"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
 
-fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+/// The response body: the stream's lines as they come, gzipped when the client asked.
+fn body_stream(
+    mut rx: mpsc::Receiver<Bytes>,
+    mut gzip: Option<GzipStream>,
+) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|line| match line {
+            Some(line) => Some(Ok(match gzip.as_mut() {
+                Some(gz) => gz.line(&line),
+                None => line,
+            })),
+            // The stream ended normally: close the gzip member (a vanished client never gets here).
+            None => gzip.take().map(|gz| Ok(gz.finish())),
+        })
+    })
 }
 
 #[derive(Deserialize)]

@@ -35,10 +35,13 @@ pub(crate) struct StreamContext {
     /// The client's position per bucket (absent: 0).
     pub positions: HashMap<String, i64>,
     pub expires_at: DateTime<Utc>,
+    pub format: WireFormat,
 }
 
-/// Soft limit of one data line's payload.
-const MAX_LINE_BYTES: usize = 1 << 20;
+/// Soft limit of one data line's payload: room for `SyncConfig::ops_per_line` ops of ordinary rows.
+/// With one line queued per stream (`routes`), what a stream holds for a client that does not read
+/// stays around two lines.
+const MAX_LINE_BYTES: usize = 6 << 20;
 
 fn op_size(op: &athena_store::sync::OplogEntry) -> usize {
     // The JSON text roughly doubles escaped quotes; a close upper bound is enough here.
@@ -72,7 +75,7 @@ struct Stream<'a> {
 
 impl Stream<'_> {
     async fn send(&self, line: Line<'_>) -> Result<(), StreamEnd> {
-        let bytes = line.encode();
+        let bytes = line.encode(self.ctx.format);
         metrics::counter!("powersync_bytes_sent_total").increment(bytes.len() as u64);
         self.out.send(bytes).await.map_err(|_| StreamEnd::ClientGone)
     }
@@ -112,8 +115,8 @@ impl Stream<'_> {
                 }
             }
             self.saw_clear |= ops.iter().any(|op| op.op == OpKind::Clear);
-            // Lines stay under ~1 MiB (as the reference service's), so what a stream buffers for a
-            // client that reads slowly is bounded in bytes, not only in lines.
+            // Lines stay under MAX_LINE_BYTES, so what a stream buffers for a client that reads
+            // slowly is bounded in bytes, not only in lines.
             let mut start = 0;
             while start < ops.len() {
                 let mut end = start;
@@ -135,7 +138,7 @@ impl Stream<'_> {
                     after: chunk_after.to_string(),
                     next_after: chunk_last.to_string(),
                 });
-                let bytes = line.encode();
+                let bytes = line.encode(self.ctx.format);
                 drop(line);
                 metrics::counter!("powersync_bytes_sent_total").increment(bytes.len() as u64);
                 self.out.send(bytes).await.map_err(|_| StreamEnd::ClientGone)?;

@@ -15,4 +15,6 @@ bin="${ATHENA_BIN:-../target/debug/athena}"
 npm run --silent lint
 npx vitest run
 bash ./build.sh
-ATHENA_BIN="$(realpath "$bin")" exec timeout --kill-after=20 300 node e2e/app.e2e.mjs
+ATHENA_BIN="$(realpath "$bin")" timeout --kill-after=20 300 node e2e/app.e2e.mjs
+# `npm run dev` (Vite on its own port, proxying to a real server) still signs in and syncs.
+ATHENA_BIN="$(realpath "$bin")" timeout --kill-after=20 180 node e2e/dev-smoke.mjs

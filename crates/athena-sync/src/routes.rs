@@ -84,6 +84,13 @@ impl Drop for ConnectionGauge {
 }
 
 async fn sync_stream(State(state): State<SyncState>, headers: HeaderMap, body: Bytes) -> Response {
+    // The body is a slice of hyper's read buffer. Copied and released before the first await, the
+    // buffer is unique again when hyper next reads the idle connection and can be reused in place;
+    // otherwise hyper allocates a new 16 KiB buffer that stays for the stream's whole life.
+    let body: Vec<u8> = {
+        let shared = body;
+        shared.to_vec()
+    };
     let (principal, expires_at) = match authenticate(&state, &headers).await {
         Ok(p) => p,
         Err(r) => return r,

@@ -174,21 +174,14 @@ impl SyncStore for PgStore {
         let mut pass = Pass { last_op_id, buckets: HashMap::new(), ids: Vec::with_capacity(rows.len()), ops: 0 };
         // PostgreSQL writes in its own process: while it inserts one chunk's ops, this thread
         // evaluates the next chunk.
-        let mut ready: Option<OpColumns> = None;
-        for chunk in rows.chunks(CHANGES_PER_CHUNK) {
-            let next = match ready.take() {
-                None => pass.evaluate(chunk, evaluate)?,
-                Some(ops) => {
-                    let (written, next) = futures::join!(insert_ops(&mut tx, &ops), async { pass.evaluate(chunk, evaluate) });
-                    written?;
-                    next?
-                }
-            };
-            ready = Some(next);
-        }
-        if let Some(ops) = ready {
-            insert_ops(&mut tx, &ops).await?;
-        }
+        evaluate_while_writing(
+            &rows,
+            CHANGES_PER_CHUNK,
+            &mut tx,
+            |chunk| pass.evaluate(chunk, evaluate),
+            |tx, ops| Box::pin(insert_ops(tx, ops)),
+        )
+        .await?;
         let Pass { last_op_id, buckets, ids, ops } = pass;
         let (mut b_names, mut b_sums, mut b_counts, mut b_last) = (vec![], vec![], vec![], vec![]);
         for (bucket, (checksum, count, last)) in buckets {

@@ -137,21 +137,14 @@ impl SyncStore for SqliteStore {
         let mut pass = Pass { last_op_id, buckets: HashMap::new(), max_change: 0, ops: 0 };
         // SQLite writes on its own worker thread: while it inserts one chunk's ops, this thread
         // evaluates the next chunk, so the two halves of the work overlap on two cores.
-        let mut ready: Option<Vec<PendingOp>> = None;
-        for chunk in rows.chunks(OPS_PER_INSERT) {
-            let next = match ready.take() {
-                None => pass.evaluate(chunk, evaluate)?,
-                Some(ops) => {
-                    let (written, next) = futures::join!(insert_ops(&mut tx, &ops), async { pass.evaluate(chunk, evaluate) });
-                    written?;
-                    next?
-                }
-            };
-            ready = Some(next);
-        }
-        if let Some(ops) = ready {
-            insert_ops(&mut tx, &ops).await?;
-        }
+        evaluate_while_writing(
+            &rows,
+            OPS_PER_INSERT,
+            &mut tx,
+            |chunk| pass.evaluate(chunk, evaluate),
+            |tx, ops| Box::pin(insert_ops(tx, ops)),
+        )
+        .await?;
         let Pass { last_op_id, buckets, max_change, ops } = pass;
         let touched: Vec<String> = buckets.keys().cloned().collect();
         for (bucket, (checksum, count, last)) in buckets {

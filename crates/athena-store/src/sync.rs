@@ -107,6 +107,34 @@ pub struct SequenceOutcome {
 /// Turns one captured change into operations (pure: the sync rules).
 pub type Evaluate<'a> = &'a (dyn Fn(&CapturedChange) -> Vec<OpDraft> + Send + Sync);
 
+/// Evaluates `items` chunk by chunk and writes each chunk's result with `write` while the next
+/// chunk is evaluated. The backends' writes run elsewhere (SQLite's worker thread, a PostgreSQL
+/// backend process), so a sequencing pass keeps two cores busy instead of alternating.
+pub async fn evaluate_while_writing<T, O: Sync, C: Send>(
+    items: &[T],
+    chunk: usize,
+    conn: &mut C,
+    mut evaluate: impl FnMut(&[T]) -> StoreResult<O>,
+    write: for<'c> fn(&'c mut C, &'c O) -> futures::future::BoxFuture<'c, StoreResult<()>>,
+) -> StoreResult<()> {
+    let mut ready: Option<O> = None;
+    for part in items.chunks(chunk.max(1)) {
+        let next = match ready.take() {
+            None => evaluate(part)?,
+            Some(done) => {
+                let (written, next) = futures::join!(write(conn, &done), async { evaluate(part) });
+                written?;
+                next?
+            }
+        };
+        ready = Some(next);
+    }
+    if let Some(done) = ready {
+        write(conn, &done).await?;
+    }
+    Ok(())
+}
+
 /// What other processes sharing the database announce (PostgreSQL `LISTEN`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SyncEvent {

@@ -11,6 +11,12 @@ import { pageTops, pageWindow, scrollProgress } from './pagewindow';
 
 GlobalWorkerOptions.workerSrc = workerUrl;
 
+/** The page a jump target names (its page, or a TOC href holding the page number); null when none. */
+function pageOf(t: Target): number | null {
+  const n = t.page ?? (t.href ? Number(t.href) : NaN);
+  return Number.isFinite(n) ? n : null;
+}
+
 interface OutlineNode {
   title: string;
   dest: string | unknown[] | null;
@@ -131,8 +137,8 @@ async function openPaginated(el: HTMLElement, doc: PDFDocumentProxy, toc: TocIte
     next: () => go(current + 1),
     prev: () => go(current - 1),
     goTo: async (t) => {
-      const n = t.page ?? (t.href ? Number(t.href) : NaN);
-      if (Number.isFinite(n)) await go(n);
+      const n = pageOf(t);
+      if (n !== null) await go(n);
     },
     toc: () => toc,
     setMarks: (m) => {
@@ -329,8 +335,8 @@ async function openScrolled(el: HTMLElement, doc: PDFDocumentProxy, toc: TocItem
     next: () => go(lastPage + 1),
     prev: () => go(lastPage - 1),
     goTo: async (t) => {
-      const n = t.page ?? (t.href ? Number(t.href) : NaN);
-      if (Number.isFinite(n)) await go(n);
+      const n = pageOf(t);
+      if (n !== null) await go(n);
     },
     toc: () => toc,
     setMarks: (m) => {

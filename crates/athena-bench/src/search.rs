@@ -112,17 +112,6 @@ fn ensure_library(opts: &Options) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// One line of the stored text, exactly as the worker's `book.extract` writes it.
-#[derive(serde::Serialize)]
-struct Section<'a> {
-    index: u32,
-    location: &'a str,
-    title: Option<&'a str>,
-    href: Option<&'a str>,
-    page: Option<u32>,
-    text: &'a str,
-}
-
 /// Extracts one EPUB into `{out}/{sha}.jsonl`; returns the UTF-8 bytes of its text.
 fn extract(path: &Path, key: &str, out: &Path) -> anyhow::Result<u64> {
     use std::io::Write;
@@ -131,8 +120,14 @@ fn extract(path: &Path, key: &str, out: &Path) -> anyhow::Result<u64> {
     let mut error = None;
     athena_formats::extract_epub_text(path, &athena_formats::Limits::default(), &mut |s| {
         bytes += s.text.len() as u64;
-        let line =
-            Section { index: s.index, location: &s.location, title: s.title.as_deref(), href: Some(&s.href), page: None, text: &s.text };
+        let line = athena_search::TextLine {
+            index: s.index,
+            location: &s.location,
+            title: s.title.as_deref(),
+            href: Some(&s.href),
+            page: None,
+            text: &s.text,
+        };
         if let Err(e) = serde_json::to_writer(&mut w, &line).map_err(std::io::Error::other).and_then(|_| w.write_all(b"\n")) {
             error.get_or_insert(e);
         }

@@ -10,7 +10,20 @@ use crate::{Doc, Kind, Result, SearchError, SearchIndex};
 const BATCH_DOCS: usize = 128;
 const BATCH_CHARS: usize = 4 << 20;
 
-/// One line of the stored text; unknown fields are ignored so the format can grow.
+/// One line of the stored text as the worker's `book.extract` writes it: a chapter or a page, with
+/// where it starts.
+#[derive(serde::Serialize)]
+pub struct TextLine<'a> {
+    pub index: u32,
+    /// `epubcfi(...)` for EPUB chapters, `page:N` for PDF pages.
+    pub location: &'a str,
+    pub title: Option<&'a str>,
+    pub href: Option<&'a str>,
+    pub page: Option<u32>,
+    pub text: &'a str,
+}
+
+/// One line of the stored text as read here; unknown fields are ignored so the format can grow.
 #[derive(Deserialize)]
 struct Line {
     index: u32,

@@ -20,7 +20,7 @@ mod tantivy_index;
 
 use std::fmt;
 
-pub use import::{index_book_text, ImportStats};
+pub use import::{index_book_text, ImportStats, TextLine};
 pub use query::{parse_query, ParsedQuery, Phrase};
 pub use snippet::highlight;
 pub use tantivy_index::TantivyIndex;

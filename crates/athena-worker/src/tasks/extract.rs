@@ -17,18 +17,6 @@ pub struct ExtractTask {
     pub limit: Duration,
 }
 
-/// One line of the stored text: a chapter or a page, with where it starts.
-#[derive(serde::Serialize)]
-struct Section<'a> {
-    index: u32,
-    /// `epubcfi(...)` for EPUB chapters, `page:N` for PDF pages.
-    location: &'a str,
-    title: Option<&'a str>,
-    href: Option<&'a str>,
-    page: Option<u32>,
-    text: &'a str,
-}
-
 #[async_trait]
 impl Task for ExtractTask {
     fn kind(&self) -> &'static str {
@@ -100,8 +88,14 @@ fn write_epub_text(path: &std::path::Path, out: &std::path::Path) -> Result<(u32
     let mut w = std::io::BufWriter::new(std::fs::File::create(out).map_err(io_err)?);
     let mut write_error = None;
     let summary = athena_formats::extract_epub_text(path, &athena_formats::Limits::default(), &mut |s| {
-        let line =
-            Section { index: s.index, location: &s.location, title: s.title.as_deref(), href: Some(&s.href), page: None, text: &s.text };
+        let line = athena_search::TextLine {
+            index: s.index,
+            location: &s.location,
+            title: s.title.as_deref(),
+            href: Some(&s.href),
+            page: None,
+            text: &s.text,
+        };
         if let Err(e) = serde_json::to_writer(&mut w, &line).map_err(std::io::Error::other).and_then(|_| w.write_all(b"\n")) {
             write_error.get_or_insert(e);
         }
@@ -129,7 +123,14 @@ async fn write_pdf_text(
     };
     athena_convert::pdf_text_pages(path, work, &limits, |page, text| {
         let location = format!("page:{page}");
-        let line = Section { index: page.saturating_sub(1), location: &location, title: None, href: None, page: Some(page), text: &text };
+        let line = athena_search::TextLine {
+            index: page.saturating_sub(1),
+            location: &location,
+            title: None,
+            href: None,
+            page: Some(page),
+            text: &text,
+        };
         if let Err(e) = serde_json::to_writer(&mut w, &line).map_err(std::io::Error::other).and_then(|_| w.write_all(b"\n")) {
             write_error.get_or_insert(e);
         }
